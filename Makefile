@@ -1,0 +1,58 @@
+# Makefile of gin-sse-progress. Run `make` for the list of targets.
+
+GO            ?= go
+ADDR          ?= 127.0.0.1:3000
+BIN           := bin/gin-sse-progress
+GOBIN         := $(shell $(GO) env GOPATH)/bin
+LINT_VERSION  := v2.15.0
+LINT          := $(GOBIN)/golangci-lint
+
+.DEFAULT_GOAL := help
+.PHONY: help run build test cover fmt fmt-check vet lint tidy check
+
+# help: list the targets
+help:
+	@awk '/^# [a-z-]+: /{i = index($$0, ": "); printf "  %-10s %s\n", substr($$0, 3, i - 3), substr($$0, i + 2)}' $(MAKEFILE_LIST)
+
+# run: serve the page at http://$(ADDR) (override: make run ADDR=:8080)
+run:
+	$(GO) run . -addr $(ADDR)
+
+# build: build the binary into bin/
+build:
+	$(GO) build -o $(BIN) .
+
+# test: gofmt and vet checks, then every test with the race detector
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+# cover: tests with coverage, summary per function
+cover:
+	$(GO) test -race -count=1 -coverprofile=cover.out ./...
+	$(GO) tool cover -func=cover.out | tail -n 1
+
+# fmt: format the code
+fmt:
+	gofmt -s -w .
+
+# fmt-check: fail if any file needs gofmt
+fmt-check:
+	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# vet: go vet
+vet:
+	$(GO) vet ./...
+
+# lint: golangci-lint (installed into GOPATH/bin on first use)
+lint: $(LINT)
+	$(LINT) run ./...
+
+$(LINT):
+	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(LINT_VERSION)
+
+# tidy: tidy go.mod and go.sum
+tidy:
+	$(GO) mod tidy
+
+# check: everything CI runs
+check: lint test

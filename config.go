@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"gin-sse-progress/handlers"
+	"gin-sse-progress/sse"
+)
+
+// config is the program's configuration, from flags and the environment.
+type config struct {
+	addr     string
+	progress handlers.Progress
+	hub      sse.Config
+	logLevel slog.Level
+}
+
+// usageError is a bad flag or environment value: exit status 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// parseConfig reads the flags in args[1:]. A flag not given on the command
+// line is taken from its environment variable, if set; a flag wins over the
+// environment.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	cfg := config{
+		addr:     ":3000",
+		progress: handlers.Progress{Tick: time.Second, Step: 5},
+		hub: sse.Config{
+			Retry:        3 * time.Second,
+			Heartbeat:    15 * time.Second,
+			Grace:        30 * time.Second,
+			MaxStreams:   10000,
+			WriteTimeout: 10 * time.Second,
+		},
+		logLevel: slog.LevelInfo,
+	}
+
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := map[string]string{} // flag name -> environment variable
+	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen `address` [$ADDR, or :$PORT]")
+	env["addr"] = "ADDR"
+	durations := []struct {
+		name, env, usage string
+		p                *time.Duration
+	}{
+		{"tick", "TICK", "time between two updates of a run", &cfg.progress.Tick},
+		{"retry", "RETRY", "reconnection delay sent to clients in the retry field", &cfg.hub.Retry},
+		{"heartbeat", "HEARTBEAT", "interval of comment lines on an idle stream", &cfg.hub.Heartbeat},
+		{"grace", "GRACE", "how long a client whose stream is gone is kept, so it can reconnect", &cfg.hub.Grace},
+		{"write-timeout", "WRITE_TIMEOUT", "deadline of each write to a stream; a client that stops reading is cut", &cfg.hub.WriteTimeout},
+	}
+	for _, d := range durations {
+		fs.DurationVar(d.p, d.name, *d.p, fmt.Sprintf("%s [$%s]", d.usage, d.env))
+		env[d.name] = d.env
+	}
+	fs.IntVar(&cfg.progress.Step, "step", cfg.progress.Step, "count increment per update; divides 100 [$STEP]")
+	env["step"] = "STEP"
+	fs.IntVar(&cfg.hub.MaxStreams, "max-clients", cfg.hub.MaxStreams, "most streams open at once [$MAX_CLIENTS]")
+	env["max-clients"] = "MAX_CLIENTS"
+	fs.TextVar(&cfg.logLevel, "log-level", cfg.logLevel, "debug, info, warn or error [$LOG_LEVEL]")
+	env["log-level"] = "LOG_LEVEL"
+
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, &usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, &usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if port := getenv("PORT"); port != "" && getenv("ADDR") == "" && !set["addr"] {
+		cfg.addr = ":" + port
+	}
+	for name, key := range env {
+		v := getenv(key)
+		if v == "" || set[name] {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return cfg, &usageError{fmt.Errorf("invalid value %q for -%s from $%s: %w", v, name, key, err)}
+		}
+	}
+
+	if err := cfg.validate(); err != nil {
+		return cfg, &usageError{err}
+	}
+	return cfg, nil
+}
+
+func (c config) validate() error {
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"tick", c.progress.Tick},
+		{"retry", c.hub.Retry},
+		{"heartbeat", c.hub.Heartbeat},
+		{"grace", c.hub.Grace},
+		{"write-timeout", c.hub.WriteTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return fmt.Errorf("-%s must be positive, got %s", p.name, p.d)
+		}
+	}
+	if c.hub.Retry < time.Millisecond {
+		return fmt.Errorf("-retry must be at least 1ms, got %s", c.hub.Retry)
+	}
+	if c.progress.Step <= 0 || c.progress.Step > 100 || 100%c.progress.Step != 0 {
+		return fmt.Errorf("-step must be a positive divisor of 100, got %d", c.progress.Step)
+	}
+	if c.hub.MaxStreams <= 0 {
+		return fmt.Errorf("-max-clients must be positive, got %d", c.hub.MaxStreams)
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"gin-sse-progress/sse"
+)
+
+// maxBodyBytes caps a request body. The only one expected is {"id": ...}.
+const maxBodyBytes = 64 << 10
+
+// push opens the client's event stream: GET /event/push?id=ID.
+func push(logger *slog.Logger, hub *sse.Hub, retry time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := queryID(c)
+		if !ok {
+			return
+		}
+		last, err := sse.LastEventID(c.Request)
+		if err != nil {
+			abortJSON(c, http.StatusBadRequest, "Last-Event-ID must be an event id from this server")
+			return
+		}
+
+		stream, detach, err := hub.Attach(id, last)
+		switch {
+		case errors.Is(err, sse.ErrFinished):
+			// 204 tells a conforming EventSource to stop reconnecting.
+			c.Status(http.StatusNoContent)
+			return
+		case errors.Is(err, sse.ErrTooManyStreams):
+			c.Header("Retry-After", strconv.Itoa(int(retry.Round(time.Second)/time.Second)+1))
+			abortJSON(c, http.StatusServiceUnavailable, "too many open streams; try again later")
+			return
+		case errors.Is(err, sse.ErrClosed):
+			abortJSON(c, http.StatusServiceUnavailable, "server is shutting down")
+			return
+		case err != nil:
+			_ = c.Error(err)
+			abortJSON(c, http.StatusInternalServerError, "internal server error")
+			return
+		}
+		defer detach()
+
+		logger.Debug("stream opened", "id", id, "last_event_id", last)
+		// Past this point the status is sent: errors are logged, not answered.
+		// A client that leaves is normal, so this is Debug, not Error.
+		err = stream.Serve(c.Request.Context(), c.Writer)
+		logger.Debug("stream ended", "id", id, "err", err)
+	}
+}
+
+// progress starts a run: POST /event/progress with {"id": ID}.
+func progress(logger *slog.Logger, hub *sse.Hub, p Progress) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, status, err := bodyID(c)
+		if err != nil {
+			abortJSON(c, status, err.Error())
+			return
+		}
+
+		switch err := hub.Start(id, p.run(id)); {
+		case errors.Is(err, sse.ErrUnknownClient):
+			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q: open /event/push?id=... first", id))
+		case errors.Is(err, sse.ErrRunning):
+			abortJSON(c, http.StatusConflict, "a run is already going for this client")
+		case errors.Is(err, sse.ErrClosed):
+			abortJSON(c, http.StatusServiceUnavailable, "server is shutting down")
+		case err != nil:
+			_ = c.Error(err)
+			abortJSON(c, http.StatusInternalServerError, "internal server error")
+		default:
+			logger.Debug("run started", "id", id)
+			c.JSON(http.StatusAccepted, gin.H{"id": id, "status": "started"})
+		}
+	}
+}
+
+// remove forgets a client, ending its run and stream: GET /event/remove?id=ID.
+// It is a GET, as in the Koa demo, so that a leaving page can send it with
+// fetch keepalive or sendBeacon-like ease.
+func remove(logger *slog.Logger, hub *sse.Hub) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := queryID(c)
+		if !ok {
+			return
+		}
+		if err := hub.Remove(id); err != nil {
+			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
+			return
+		}
+		logger.Debug("client removed", "id", id)
+		c.JSON(http.StatusOK, gin.H{"id": id, "status": "removed"})
+	}
+}
+
+// queryID returns the id query parameter, or answers 400 and returns false.
+func queryID(c *gin.Context) (string, bool) {
+	id := c.Query("id")
+	if err := validateID(id); err != nil {
+		abortJSON(c, http.StatusBadRequest, err.Error())
+		return "", false
+	}
+	return id, true
+}
+
+// bodyID reads {"id": ID} from the request body. On failure it returns the
+// status to answer with.
+func bodyID(c *gin.Context) (string, int, error) {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+	dec := json.NewDecoder(body)
+	var fields map[string]json.RawMessage
+	if err := dec.Decode(&fields); err != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+			return "", http.StatusRequestEntityTooLarge, fmt.Errorf("body is larger than %d bytes", maxErr.Limit)
+		}
+		if errors.Is(err, io.EOF) {
+			return "", http.StatusBadRequest, errors.New(`body is empty; send {"id": ...}`)
+		}
+		return "", http.StatusBadRequest, fmt.Errorf(`body must be a JSON object like {"id": ...}: %w`, err)
+	}
+	if dec.More() {
+		return "", http.StatusBadRequest, errors.New("body has data after its JSON object")
+	}
+	id, err := idFromJSON(fields["id"])
+	if err != nil {
+		return "", http.StatusBadRequest, err
+	}
+	return id, 0, nil
+}
+
+// abortJSON ends the request with status and {"error": msg}.
+func abortJSON(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": msg})
+}

@@ -1,0 +1,483 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"gin-sse-progress/handlers"
+	"gin-sse-progress/internal/ssetest"
+	"gin-sse-progress/sse"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	goleak.VerifyTestMain(m)
+}
+
+// server is the whole HTTP surface on a real listener, with a short tick.
+type server struct {
+	*httptest.Server
+	hub *sse.Hub
+	r   *gin.Engine
+}
+
+func hubConfig() sse.Config {
+	return sse.Config{
+		Retry:        10 * time.Millisecond,
+		Heartbeat:    time.Minute,
+		Grace:        time.Minute,
+		MaxStreams:   100,
+		WriteTimeout: 5 * time.Second,
+	}
+}
+
+func newServer(t *testing.T, cfg sse.Config, tick time.Duration) *server {
+	t.Helper()
+	hub := sse.NewHub(cfg)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := handlers.New(logger, hub, handlers.Options{
+		Progress: handlers.Progress{Tick: tick, Step: 5},
+		Retry:    cfg.Retry,
+	})
+	srv := httptest.NewServer(r)
+	// Last registered, first run: the hub ends the streams, so the
+	// server's Close has no open request to wait for.
+	t.Cleanup(srv.Close)
+	t.Cleanup(hub.Close)
+	return &server{Server: srv, hub: hub, r: r}
+}
+
+// reply is a whole response, its body read.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
+// do sends a request that is expected to end, and reads the whole reply.
+func (s *server) do(t *testing.T, method, path string, body io.Reader, header http.Header) reply {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, body)
+	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := s.Client().Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return reply{StatusCode: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// stream is an open event stream, read as a browser would.
+type stream struct {
+	resp   *http.Response
+	r      *ssetest.Reader
+	cancel context.CancelFunc
+}
+
+// open opens a stream and checks it was accepted. extra is added to the
+// query string.
+func (s *server) open(t *testing.T, id, extra string, header http.Header) *stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		s.URL+"/event/push?id="+url.QueryEscape(id)+extra, nil)
+	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := s.Client().Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return &stream{resp: resp, r: ssetest.NewReader(resp.Body), cancel: cancel}
+}
+
+// cut drops the connection, as a network failure would.
+func (st *stream) cut() {
+	st.cancel()
+	_ = st.resp.Body.Close()
+}
+
+func (st *stream) next(t *testing.T) ssetest.Event {
+	t.Helper()
+	ev, err := st.r.Next()
+	require.NoError(t, err)
+	return ev
+}
+
+// rest reads events until the server ends the stream.
+func (st *stream) rest(t *testing.T) []ssetest.Event {
+	t.Helper()
+	var events []ssetest.Event
+	for {
+		ev, err := st.r.Next()
+		if errors.Is(err, io.EOF) {
+			return events
+		}
+		require.NoError(t, err)
+		events = append(events, ev)
+	}
+}
+
+func (s *server) start(t *testing.T, body string) (int, map[string]any) {
+	t.Helper()
+	resp := s.do(t, http.MethodPost, "/event/progress", strings.NewReader(body),
+		http.Header{"Content-Type": {"application/json"}})
+	return resp.StatusCode, decode(t, resp)
+}
+
+func decode(t *testing.T, r reply) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), "body must be JSON: %q", r.Body)
+	return m
+}
+
+// counts extracts the counts of update events for client id, and checks
+// every event's data names that client.
+func counts(t *testing.T, id string, events []ssetest.Event) []int {
+	t.Helper()
+	var out []int
+	for _, ev := range events {
+		if ev.Type != "update" {
+			continue
+		}
+		var d struct {
+			ID    string `json:"id"`
+			Count int    `json:"count"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(ev.Data), &d))
+		require.Equal(t, id, d.ID)
+		out = append(out, d.Count)
+	}
+	return out
+}
+
+func fullRun() []int {
+	var out []int
+	for n := 0; n <= 100; n += 5 {
+		out = append(out, n)
+	}
+	return out
+}
+
+func TestWholeRun(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Millisecond)
+	st := s.open(t, "42", "", nil)
+
+	status, body := s.start(t, `{"id":"42"}`)
+	require.Equal(t, http.StatusAccepted, status)
+	assert.Equal(t, "42", body["id"])
+
+	events := st.rest(t)
+	require.Len(t, events, 22)
+	for i, ev := range events[:21] {
+		assert.Equal(t, "update", ev.Type)
+		assert.Equal(t, fmt.Sprint(i+1), ev.ID)
+		assert.Equal(t, fmt.Sprintf(`{"id":"42","count":%d}`, 5*i), ev.Data)
+	}
+	assert.Equal(t, ssetest.Event{Type: "close", ID: "22", Data: `{"id":"42","done":true}`}, events[21])
+	assert.Equal(t, int64(10), st.r.Retry)
+}
+
+func TestNumberIDNamesTheSameClient(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Millisecond)
+	st := s.open(t, "1700000000000", "", nil)
+	status, body := s.start(t, `{"id": 1700000000000}`)
+	require.Equal(t, http.StatusAccepted, status, body)
+	assert.Equal(t, fullRun(), counts(t, "1700000000000", st.rest(t)))
+}
+
+func TestStreamHeaders(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Millisecond)
+	st := s.open(t, "a", "", http.Header{"Accept-Encoding": {"gzip"}})
+	h := st.resp.Header
+	assert.Equal(t, "text/event-stream", h.Get("Content-Type"))
+	assert.Equal(t, "no-cache", h.Get("Cache-Control"))
+	assert.Equal(t, "no", h.Get("X-Accel-Buffering"))
+	assert.Empty(t, h.Get("Content-Encoding"))
+	assert.Empty(t, h.Get("Connection"))
+	assert.Equal(t, []string{"chunked"}, st.resp.TransferEncoding, "only the server's own chunking")
+}
+
+func TestSecondPostConflicts(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Hour)
+	s.open(t, "a", "", nil)
+	status, _ := s.start(t, `{"id":"a"}`)
+	require.Equal(t, http.StatusAccepted, status)
+	status, body := s.start(t, `{"id":"a"}`)
+	assert.Equal(t, http.StatusConflict, status)
+	assert.NotEmpty(t, body["error"])
+}
+
+func TestTwoClientsAreIsolated(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Millisecond)
+	a := s.open(t, "a", "", nil)
+	b := s.open(t, "b", "", nil)
+	for _, id := range []string{"a", "b"} {
+		status, _ := s.start(t, fmt.Sprintf(`{"id":%q}`, id))
+		require.Equal(t, http.StatusAccepted, status)
+	}
+	assert.Equal(t, fullRun(), counts(t, "a", a.rest(t)))
+	assert.Equal(t, fullRun(), counts(t, "b", b.rest(t)))
+}
+
+func TestRemoveEndsStreamAndRun(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Hour)
+	st := s.open(t, "a", "", nil)
+	status, _ := s.start(t, `{"id":"a"}`)
+	require.Equal(t, http.StatusAccepted, status)
+	assert.Equal(t, "update", st.next(t).Type)
+
+	resp := s.do(t, http.MethodGet, "/event/remove?id=a", nil, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "a", decode(t, resp)["id"])
+	assert.Empty(t, st.rest(t), "the stream ends without a close event")
+	require.Eventually(t, func() bool { return s.hub.Stats() == sse.Stats{} }, time.Second, time.Millisecond)
+
+	resp = s.do(t, http.MethodGet, "/event/remove?id=a", nil, nil)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	assert.NotEmpty(t, decode(t, resp)["error"])
+	status, _ = s.start(t, `{"id":"a"}`)
+	assert.Equal(t, http.StatusNotFound, status)
+}
+
+func TestSecondStreamReplacesFirst(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Millisecond)
+	first := s.open(t, "a", "", nil)
+	second := s.open(t, "a", "", nil)
+	assert.Empty(t, first.rest(t), "the older stream ends")
+
+	status, _ := s.start(t, `{"id":"a"}`)
+	require.Equal(t, http.StatusAccepted, status)
+	assert.Equal(t, fullRun(), counts(t, "a", second.rest(t)))
+}
+
+// TestResumeAfterCut drops the connection mid-run, again and again, and
+// reconnects the way each kind of client does: every count arrives exactly
+// once, in order.
+func TestResumeAfterCut(t *testing.T) {
+	for name, reconnect := range map[string]func(lastID string) (string, http.Header){
+		"Last-Event-ID header": func(lastID string) (string, http.Header) {
+			return "", http.Header{"Last-Event-Id": {lastID}}
+		},
+		"lastEventId query": func(lastID string) (string, http.Header) {
+			return "&lastEventId=" + lastID, nil
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newServer(t, hubConfig(), 2*time.Millisecond)
+			st := s.open(t, "a", "", nil)
+			status, _ := s.start(t, `{"id":"a"}`)
+			require.Equal(t, http.StatusAccepted, status)
+
+			var events []ssetest.Event
+			for cuts := 0; cuts < 5; cuts++ {
+				for range 3 {
+					events = append(events, st.next(t))
+				}
+				st.cut()
+				extra, header := reconnect(st.r.LastEventID)
+				st = s.open(t, "a", extra, header)
+			}
+			events = append(events, st.rest(t)...)
+
+			assert.Equal(t, fullRun(), counts(t, "a", events))
+			assert.Equal(t, "close", events[len(events)-1].Type)
+			for i, ev := range events {
+				assert.Equal(t, fmt.Sprint(i+1), ev.ID, "ids increase by one")
+			}
+		})
+	}
+}
+
+func TestReconnectAfterCloseIsNoContent(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Millisecond)
+	st := s.open(t, "a", "", nil)
+	status, _ := s.start(t, `{"id":"a"}`)
+	require.Equal(t, http.StatusAccepted, status)
+	events := st.rest(t)
+	require.Equal(t, "close", events[len(events)-1].Type)
+
+	for _, tc := range []struct {
+		extra  string
+		header http.Header
+	}{
+		{"", http.Header{"Last-Event-Id": {st.r.LastEventID}}},
+		{"&lastEventId=" + st.r.LastEventID, nil},
+	} {
+		resp := s.do(t, http.MethodGet, "/event/push?id=a"+tc.extra, nil, tc.header)
+		assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	}
+
+	// A fresh EventSource (no Last-Event-ID) gets a live stream for the
+	// next run, not a replay of the one it has seen.
+	next := s.open(t, "a", "", nil)
+	status, _ = s.start(t, `{"id":"a"}`)
+	require.Equal(t, http.StatusAccepted, status)
+	again := next.rest(t)
+	assert.Equal(t, fullRun(), counts(t, "a", again))
+	assert.Equal(t, "23", again[0].ID, "ids go on increasing across runs")
+}
+
+func TestTooManyStreams(t *testing.T) {
+	cfg := hubConfig()
+	cfg.MaxStreams = 1
+	s := newServer(t, cfg, time.Hour)
+	s.open(t, "a", "", nil)
+
+	resp := s.do(t, http.MethodGet, "/event/push?id=b", nil, nil)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	assert.NotEmpty(t, decode(t, resp)["error"])
+
+	s.open(t, "a", "", nil) // a replacement is let in
+}
+
+func TestPageAndHealth(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Hour)
+
+	resp := s.do(t, http.MethodGet, "/", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+	page := resp.Body
+	assert.Contains(t, string(page), `id="sse"`)
+	assert.Contains(t, string(page), `class="progress"`)
+	assert.Contains(t, string(page), `<progress`)
+
+	for path, ctype := range map[string]string{
+		"/app.js":      "javascript",
+		"/style.css":   "text/css",
+		"/favicon.svg": "image/svg+xml",
+	} {
+		resp := s.do(t, http.MethodGet, path, nil, nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.Contains(t, resp.Header.Get("Content-Type"), ctype, path)
+	}
+
+	resp = s.do(t, http.MethodGet, "/healthz", nil, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ok", decode(t, resp)["status"])
+}
+
+// TestBadInput checks that every bad request gets a 4xx with a JSON error.
+func TestBadInput(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Hour)
+	s.open(t, "known", "", nil)
+
+	long := strings.Repeat("x", 129)
+	tests := []struct {
+		name, method, path, body string
+		header                   http.Header
+		want                     int
+	}{
+		{"push without id", "GET", "/event/push", "", nil, 400},
+		{"push with empty id", "GET", "/event/push?id=", "", nil, 400},
+		{"push with long id", "GET", "/event/push?id=" + long, "", nil, 400},
+		{"push with LF in id", "GET", "/event/push?id=a%0Ab", "", nil, 400},
+		{"push with CR in id", "GET", "/event/push?id=a%0Db", "", nil, 400},
+		{"push with NUL in id", "GET", "/event/push?id=a%00b", "", nil, 400},
+		{"push with ESC in id", "GET", "/event/push?id=a%1Bb", "", nil, 400},
+		{"push with DEL in id", "GET", "/event/push?id=a%7Fb", "", nil, 400},
+		{"push with bad UTF-8 id", "GET", "/event/push?id=a%FFb", "", nil, 400},
+		{"push with bad Last-Event-ID", "GET", "/event/push?id=z", "", http.Header{"Last-Event-Id": {"x"}}, 400},
+		{"push with bad lastEventId", "GET", "/event/push?id=z&lastEventId=-1", "", nil, 400},
+		{"progress with empty body", "POST", "/event/progress", "", nil, 400},
+		{"progress with non-JSON", "POST", "/event/progress", "id=1", nil, 400},
+		{"progress with truncated JSON", "POST", "/event/progress", `{"id":`, nil, 400},
+		{"progress with trailing data", "POST", "/event/progress", `{"id":"known"} {}`, nil, 400},
+		{"progress with JSON array", "POST", "/event/progress", `["known"]`, nil, 400},
+		{"progress with JSON null", "POST", "/event/progress", `null`, nil, 400},
+		{"progress without id", "POST", "/event/progress", `{}`, nil, 400},
+		{"progress with null id", "POST", "/event/progress", `{"id":null}`, nil, 400},
+		{"progress with object id", "POST", "/event/progress", `{"id":{}}`, nil, 400},
+		{"progress with array id", "POST", "/event/progress", `{"id":[1]}`, nil, 400},
+		{"progress with bool id", "POST", "/event/progress", `{"id":true}`, nil, 400},
+		{"progress with float id", "POST", "/event/progress", `{"id":1.5}`, nil, 400},
+		{"progress with exponent id", "POST", "/event/progress", `{"id":1e3}`, nil, 400},
+		{"progress with huge id", "POST", "/event/progress", `{"id":9007199254740992}`, nil, 400},
+		{"progress with empty id", "POST", "/event/progress", `{"id":""}`, nil, 400},
+		{"progress with long id", "POST", "/event/progress", `{"id":"` + long + `"}`, nil, 400},
+		{"progress with LF in id", "POST", "/event/progress", `{"id":"a\nb"}`, nil, 400},
+		{"progress with NUL in id", "POST", "/event/progress", `{"id":"a\u0000b"}`, nil, 400},
+		{"progress with body over 64 KiB", "POST", "/event/progress",
+			`{"id":"known","pad":"` + strings.Repeat("x", 64<<10) + `"}`, nil, 413},
+		{"progress for unknown client", "POST", "/event/progress", `{"id":"nobody"}`, nil, 404},
+		{"remove without id", "GET", "/event/remove", "", nil, 400},
+		{"remove with LF in id", "GET", "/event/remove?id=%0A", "", nil, 400},
+		{"remove unknown client", "GET", "/event/remove?id=nobody", "", nil, 404},
+		{"unknown path", "GET", "/nope", "", nil, 404},
+		{"unknown event path", "GET", "/event/nope", "", nil, 404},
+		{"POST to push", "POST", "/event/push?id=a", "", nil, 405},
+		{"GET to progress", "GET", "/event/progress", "", nil, 405},
+		{"DELETE to remove", "DELETE", "/event/remove?id=a", "", nil, 405},
+		{"POST to the page", "POST", "/", "", nil, 405},
+		{"PUT to a page file", "PUT", "/app.js", "", nil, 405},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := s.do(t, tc.method, tc.path, strings.NewReader(tc.body), tc.header)
+			assert.Equal(t, tc.want, resp.StatusCode)
+			assert.Contains(t, resp.Header.Get("Content-Type"), "application/json")
+			body := decode(t, resp)
+			assert.NotEmpty(t, body["error"])
+		})
+	}
+	assert.Equal(t, 1, s.hub.Stats().Clients, "no bad request registered a client")
+}
+
+func TestPanicIsRecovered(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Hour)
+	s.r.GET("/panic", func(*gin.Context) { panic("boom") })
+
+	resp := s.do(t, http.MethodGet, "/panic", nil, nil)
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.NotEmpty(t, decode(t, resp)["error"])
+
+	resp = s.do(t, http.MethodGet, "/healthz", nil, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the server goes on")
+}
+
+func TestIDAsStringAndNumber(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Hour)
+	for _, id := range []string{"-5", "0", "9007199254740991", "héllo wörld", strings.Repeat("é", 64)} {
+		s.open(t, id, "", nil)
+	}
+	tests := []struct{ body, id string }{
+		{`{"id": -5}`, "-5"},
+		{`{"id": 0}`, "0"},
+		{`{"id": 9007199254740991}`, "9007199254740991"},
+		{`{"id": "héllo wörld"}`, "héllo wörld"},
+		{`{"id": "` + strings.Repeat("é", 64) + `"}`, strings.Repeat("é", 64)},
+		{`{"id": "\u00e9` + strings.Repeat("é", 63) + `", "other": 1}`, strings.Repeat("é", 64)},
+	}
+	for _, tc := range tests {
+		resp := s.do(t, http.MethodPost, "/event/progress", bytes.NewBufferString(tc.body), nil)
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, tc.body)
+		assert.Equal(t, tc.id, decode(t, resp)["id"])
+		require.NoError(t, s.hub.Remove(tc.id))
+		s.open(t, tc.id, "", nil)
+	}
+}

@@ -1,0 +1,52 @@
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// recovery turns a panic in a handler into a logged error and, if nothing
+// was written yet, a 500 with a JSON body; the server goes on.
+func recovery(logger *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v) // net/http's way to abort a response: let it through
+			}
+			logger.Error("panic in handler",
+				"method", c.Request.Method, "path", c.Request.URL.Path,
+				"panic", v, "stack", string(debug.Stack()))
+			if c.Writer.Written() {
+				c.Abort()
+				return
+			}
+			abortJSON(c, http.StatusInternalServerError, "internal server error")
+		}()
+		c.Next()
+	}
+}
+
+// accessLog logs each request when it ends, a stream when it closes.
+func accessLog(logger *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		level := slog.LevelDebug
+		if c.Writer.Status() >= http.StatusInternalServerError {
+			level = slog.LevelError
+		}
+		logger.Log(c.Request.Context(), level, "request",
+			"method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "duration", time.Since(start),
+			"errors", c.Errors.ByType(gin.ErrorTypeAny).String())
+	}
+}

@@ -1,0 +1,41 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"gin-sse-progress/sse"
+)
+
+// Progress describes a run: an "update" event every Tick, its count going
+// from 0 up to 100 by Step, then a "close" event.
+type Progress struct {
+	Tick time.Duration
+	Step int // divides 100
+}
+
+// run returns the RunFunc for client id. The first update goes out at once.
+func (p Progress) run(id string) sse.RunFunc {
+	return func(ctx context.Context, r *sse.Run) {
+		quoted, _ := json.Marshal(id) // marshalling a string cannot fail
+		prefix := `{"id":` + string(quoted) + `,"count":`
+
+		ticker := time.NewTicker(p.Tick)
+		defer ticker.Stop()
+		for count := 0; ; count += p.Step {
+			_ = r.Send("update", prefix+strconv.Itoa(count)+"}")
+			if count >= 100 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+		}
+		// The browser drops an event without data, so close carries some.
+		_ = r.Finish("close", `{"id":`+string(quoted)+`,"done":true}`)
+	}
+}

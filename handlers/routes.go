@@ -1,0 +1,79 @@
+// Package handlers is the HTTP surface of the server, on Gin.
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-contrib/static"
+	"github.com/gin-gonic/gin"
+
+	"gin-sse-progress/sse"
+	"gin-sse-progress/web"
+)
+
+// Options holds what the handlers need besides the logger and the hub.
+type Options struct {
+	Progress Progress
+	// Retry is the hub's reconnection delay; an over-limit answer asks the
+	// client to come back after it.
+	Retry time.Duration
+}
+
+// New returns the server's router. This file lists the whole HTTP surface:
+//
+//	GET  /event/push?id=ID     the client's event stream
+//	POST /event/progress       {"id": ID} starts a run
+//	GET  /event/remove?id=ID   forgets the client
+//	GET  /healthz              200 while the server serves
+//	GET  /                     the demo page and its files
+func New(logger *slog.Logger, hub *sse.Hub, opts Options) *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(recovery(logger), accessLog(logger))
+
+	events := r.Group("/event")
+	events.GET("/push", push(logger, hub, opts.Retry))
+	events.POST("/progress", progress(logger, hub, opts.Progress))
+	events.GET("/remove", remove(logger, hub))
+
+	r.GET("/healthz", func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"status": "ok", "hub": hub.Stats()})
+	})
+
+	// The page is served for whatever path no route claims, so a route
+	// always wins over a file of the same name.
+	files := static.EmbedFolder(web.FS, web.Root)
+	r.NoRoute(staticFiles(files), notFound(files))
+	r.NoMethod(func(c *gin.Context) {
+		abortJSON(c, http.StatusMethodNotAllowed,
+			c.Request.Method+" is not allowed here; allowed: "+c.Writer.Header().Get("Allow"))
+	})
+	return r
+}
+
+// staticFiles serves the embedded page to GET and HEAD requests.
+func staticFiles(files static.ServeFileSystem) gin.HandlerFunc {
+	serve := static.Serve("/", files)
+	return func(c *gin.Context) {
+		if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
+			serve(c)
+		}
+	}
+}
+
+// notFound answers what staticFiles did not: 405 for another method on a
+// file of the page, 404 for anything else.
+func notFound(files static.ServeFileSystem) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		path := c.Request.URL.Path
+		if files.Exists("/", path) {
+			c.Header("Allow", "GET, HEAD")
+			abortJSON(c, http.StatusMethodNotAllowed, c.Request.Method+" is not allowed here; allowed: GET, HEAD")
+			return
+		}
+		abortJSON(c, http.StatusNotFound, "no such path: "+strings.ToValidUTF8(path, "?"))
+	}
+}

@@ -1,0 +1,108 @@
+// Command gin-sse-progress serves a page whose progress bar is pushed from
+// the server with Server-Sent Events.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"gin-sse-progress/handlers"
+	"gin-sse-progress/sse"
+)
+
+func main() {
+	err := run(context.Background(), os.Args, os.Getenv, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode maps run's error to the process's exit status: 2 for a usage
+// error, as the flag package does, 1 for any other failure.
+func exitCode(err error) int {
+	var usage *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		return 2
+	default:
+		return 1
+	}
+}
+
+// run serves until ctx is done or a SIGINT or SIGTERM arrives, then shuts
+// down gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	hub := sse.NewHub(cfg.hub)
+	defer hub.Close()
+
+	// Gin's mode is a package-level setting of Gin; release mode keeps its
+	// debug route listing out of the logs.
+	gin.SetMode(gin.ReleaseMode)
+	router := handlers.New(logger, hub, handlers.Options{Progress: cfg.progress, Retry: cfg.hub.Retry})
+
+	srv := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: it would cut every stream after that long.
+		// Each write to a stream has its own deadline instead.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	// Streams never go idle, so Shutdown would wait out its whole deadline
+	// for them: ending them is what lets their handlers return.
+	srv.RegisterOnShutdown(hub.Close)
+
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "tick", cfg.progress.Tick, "step", cfg.progress.Step)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	logger.Info("shutting down")
+	// ctx is already done; the shutdown gets a deadline of its own.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	hub.Close() // returns once every run has stopped
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"gin-sse-progress/internal/ssetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig([]string{"app"}, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, ":3000", cfg.addr)
+	assert.Equal(t, time.Second, cfg.progress.Tick)
+	assert.Equal(t, 5, cfg.progress.Step)
+	assert.Equal(t, 3*time.Second, cfg.hub.Retry)
+	assert.Equal(t, 15*time.Second, cfg.hub.Heartbeat)
+	assert.Equal(t, 30*time.Second, cfg.hub.Grace)
+	assert.Equal(t, 10000, cfg.hub.MaxStreams)
+	assert.Equal(t, 10*time.Second, cfg.hub.WriteTimeout)
+}
+
+func TestParseConfigFlagsAndEnvironment(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, c config)
+	}{
+		{"env sets", nil, map[string]string{"TICK": "50ms", "STEP": "10", "MAX_CLIENTS": "7"},
+			func(t *testing.T, c config) {
+				assert.Equal(t, 50*time.Millisecond, c.progress.Tick)
+				assert.Equal(t, 10, c.progress.Step)
+				assert.Equal(t, 7, c.hub.MaxStreams)
+			}},
+		{"flag wins over env", []string{"-tick", "2s"}, map[string]string{"TICK": "50ms"},
+			func(t *testing.T, c config) { assert.Equal(t, 2*time.Second, c.progress.Tick) }},
+		{"PORT", nil, map[string]string{"PORT": "8080"},
+			func(t *testing.T, c config) { assert.Equal(t, ":8080", c.addr) }},
+		{"ADDR wins over PORT", nil, map[string]string{"PORT": "8080", "ADDR": "127.0.0.1:9"},
+			func(t *testing.T, c config) { assert.Equal(t, "127.0.0.1:9", c.addr) }},
+		{"-addr wins over PORT", []string{"-addr", ":1"}, map[string]string{"PORT": "8080"},
+			func(t *testing.T, c config) { assert.Equal(t, ":1", c.addr) }},
+		{"all durations", []string{"-retry", "1s", "-heartbeat", "2s", "-grace", "3s", "-write-timeout", "4s"}, nil,
+			func(t *testing.T, c config) {
+				assert.Equal(t, time.Second, c.hub.Retry)
+				assert.Equal(t, 2*time.Second, c.hub.Heartbeat)
+				assert.Equal(t, 3*time.Second, c.hub.Grace)
+				assert.Equal(t, 4*time.Second, c.hub.WriteTimeout)
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig(append([]string{"app"}, tc.args...), env(tc.env), io.Discard)
+			require.NoError(t, err)
+			tc.check(t, cfg)
+		})
+	}
+}
+
+func TestParseConfigRejectsBadValues(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		flag string // the message names it
+	}{
+		{[]string{"-tick", "0s"}, nil, "-tick"},
+		{[]string{"-tick", "-1s"}, nil, "-tick"},
+		{[]string{"-tick", "soon"}, nil, "-tick"},
+		{nil, map[string]string{"TICK": "soon"}, "-tick"},
+		{[]string{"-step", "7"}, nil, "-step"},
+		{[]string{"-step", "0"}, nil, "-step"},
+		{[]string{"-step", "200"}, nil, "-step"},
+		{nil, map[string]string{"STEP": "x"}, "-step"},
+		{[]string{"-retry", "0s"}, nil, "-retry"},
+		{[]string{"-retry", "10us"}, nil, "-retry"},
+		{[]string{"-heartbeat", "-5s"}, nil, "-heartbeat"},
+		{[]string{"-max-clients", "0"}, nil, "-max-clients"},
+		{nil, map[string]string{"MAX_CLIENTS": "-3"}, "-max-clients"},
+		{[]string{"-grace", "0s"}, nil, "-grace"},
+		{[]string{"-write-timeout", "0s"}, nil, "-write-timeout"},
+		{[]string{"-log-level", "loud"}, nil, "-log-level"},
+		{[]string{"-nope"}, nil, "-nope"},
+		{[]string{"extra"}, nil, "extra"},
+	}
+	for _, tc := range tests {
+		_, err := parseConfig(append([]string{"app"}, tc.args...), env(tc.env), io.Discard)
+		require.Error(t, err, "%v %v", tc.args, tc.env)
+		assert.Contains(t, err.Error(), strings.TrimPrefix(tc.flag, "-"), "%v %v", tc.args, tc.env)
+		assert.Equal(t, 2, exitCode(err), "%v %v: usage errors exit 2", tc.args, tc.env)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	assert.Equal(t, 0, exitCode(nil))
+	assert.Equal(t, 0, exitCode(flag.ErrHelp))
+	assert.Equal(t, 1, exitCode(errors.New("listen: address in use")))
+	assert.Equal(t, 2, exitCode(&usageError{errors.New("bad flag")}))
+}
+
+func TestRunRefusesBadConfigBeforeListening(t *testing.T) {
+	err := run(context.Background(), []string{"app", "-step", "3"}, env(nil), io.Discard)
+	assert.Equal(t, 2, exitCode(err))
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// TestRunServesAndShutsDown starts the program as main does, opens a stream
+// and starts a run, then stops it: run returns nil within the shutdown
+// deadline and the stream ends without a close event.
+func TestRunServesAndShutsDown(t *testing.T) {
+	addr := freeAddr(t)
+	base := "http://" + addr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"app"}, env(map[string]string{"ADDR": addr, "TICK": "1h"}), io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Error("run did not return")
+		}
+	})
+
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/healthz") //nolint:noctx // a poll with the client's default
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 5*time.Second, 10*time.Millisecond)
+
+	resp, err := http.Get(base + "/event/push?id=7") //nolint:noctx // ends with the server
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	r := ssetest.NewReader(resp.Body)
+
+	post, err := http.Post(base+"/event/progress", "application/json", strings.NewReader(`{"id":7}`)) //nolint:noctx // short request
+	require.NoError(t, err)
+	require.NoError(t, post.Body.Close())
+	require.Equal(t, http.StatusAccepted, post.StatusCode)
+	ev, err := r.Next()
+	require.NoError(t, err)
+	assert.Equal(t, `{"id":"7","count":0}`, ev.Data)
+
+	start := time.Now()
+	cancel()
+	_, err = r.Next()
+	assert.ErrorIs(t, err, io.EOF, "the stream ends, with no close event")
+	assert.Less(t, time.Since(start), 5*time.Second)
+}

@@ -1,0 +1,118 @@
+package sse
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrInvalidField is returned for an event whose name or id contains CR, LF
+// or NUL. A line break there would end the field early and let the rest of
+// the value be read as another field or another event; a NUL makes browsers
+// ignore an id.
+var ErrInvalidField = errors.New("sse: event name or id contains CR, LF or NUL")
+
+// Event is one message of an event stream.
+//
+// On the wire it is a block of "field: value" lines ended by a blank line:
+//
+//	event: update
+//	id: 7
+//	data: {"id":"42","count":30}
+//
+// The browser's EventSource dispatches it to listeners of its Name ("message"
+// when Name is empty) and remembers its ID, which it sends back in the
+// Last-Event-ID header when it reconnects.
+type Event struct {
+	// Name is the event type, the "event:" field. Empty means "message".
+	Name string
+	// ID is the "id:" field. Empty leaves the field out.
+	ID string
+	// Data is the payload. A line break in it (LF, CR or CRLF) starts a
+	// new "data:" line; the browser joins the lines back with LF.
+	Data string
+}
+
+// Validate reports whether e can be written without changing its meaning.
+func (e Event) Validate() error {
+	if strings.ContainsAny(e.Name, "\r\n\x00") || strings.ContainsAny(e.ID, "\r\n\x00") {
+		return ErrInvalidField
+	}
+	return nil
+}
+
+// AppendTo appends the wire form of e to dst and returns the extended buffer.
+// It allocates only when dst has too little room, so a caller that reuses
+// its buffer encodes events without allocating. An invalid event appends
+// nothing.
+func (e Event) AppendTo(dst []byte) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return dst, err
+	}
+	if e.Name != "" {
+		dst = appendField(dst, "event", e.Name)
+	}
+	if e.ID != "" {
+		dst = appendField(dst, "id", e.ID)
+	}
+	// Every event has at least one data line: the browser drops an event
+	// whose data buffer is empty, whatever its name.
+	dst = appendLines(dst, "data", e.Data)
+	return append(dst, '\n'), nil
+}
+
+// WriteTo writes the wire form of e to w in a single Write call.
+func (e Event) WriteTo(w io.Writer) (int64, error) {
+	buf, err := e.AppendTo(nil)
+	if err != nil {
+		return 0, err
+	}
+	n, err := w.Write(buf)
+	return int64(n), err
+}
+
+// AppendComment appends a comment block to dst: each line of text prefixed
+// with a colon, then a blank line. The browser ignores comments; they keep an
+// idle connection from being closed by proxies and load balancers.
+func AppendComment(dst []byte, text string) []byte {
+	return append(appendLines(dst, "", text), '\n')
+}
+
+// AppendRetry appends a "retry:" block to dst: the time, in whole
+// milliseconds, that the browser waits before it reconnects a dropped stream.
+func AppendRetry(dst []byte, d time.Duration) []byte {
+	dst = append(dst, "retry: "...)
+	dst = strconv.AppendInt(dst, d.Milliseconds(), 10)
+	return append(dst, "\n\n"...)
+}
+
+// appendLines appends one name field for each line of text. LF, CR and CRLF
+// all end a line, as they do for the parser.
+func appendLines(dst []byte, name, text string) []byte {
+	for {
+		i := strings.IndexAny(text, "\r\n")
+		if i < 0 {
+			return appendField(dst, name, text)
+		}
+		dst = appendField(dst, name, text[:i])
+		if text[i] == '\r' && i+1 < len(text) && text[i+1] == '\n' {
+			i++ // CRLF is one line break, not two
+		}
+		text = text[i+1:]
+	}
+}
+
+// appendField appends "name: value\n". An empty name makes a comment line.
+func appendField(dst []byte, name, value string) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ':')
+	if value != "" {
+		// The parser strips one space after the colon, so a value that
+		// itself starts with a space keeps it.
+		dst = append(dst, ' ')
+		dst = append(dst, value...)
+	}
+	return append(dst, '\n')
+}

@@ -1,0 +1,361 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Errors returned by the Hub.
+var (
+	ErrClosed         = errors.New("sse: hub closed")
+	ErrUnknownClient  = errors.New("sse: unknown client")
+	ErrRunning        = errors.New("sse: a run is already going for this client")
+	ErrTooManyStreams = errors.New("sse: too many open streams")
+	// ErrFinished answers a reconnect whose Last-Event-ID is the final event
+	// of a finished run: the client has seen everything there is.
+	ErrFinished = errors.New("sse: nothing left to send")
+)
+
+// Config holds the settings of a Hub. Every field must be positive.
+type Config struct {
+	// Retry is sent to each new stream in the "retry:" field: how long the
+	// browser waits before it reconnects.
+	Retry time.Duration
+	// Heartbeat is the interval of comment lines on an idle stream.
+	Heartbeat time.Duration
+	// Grace is how long a client whose stream is gone is kept, with its run
+	// and its events, so that it can reconnect and resume.
+	Grace time.Duration
+	// MaxStreams is the most streams open at once.
+	MaxStreams int
+	// WriteTimeout bounds each write to a stream; a client that stops
+	// reading is cut when it expires.
+	WriteTimeout time.Duration
+}
+
+// RunFunc is the work of a run. It publishes events through r, must return
+// soon after ctx is done, and calls r.Finish with its last event when it
+// completes. The hub starts it in a goroutine of its own and waits for it in
+// Close.
+type RunFunc func(ctx context.Context, r *Run)
+
+// Hub is the registry of clients. A client is named by an id of the caller's
+// choice; it has at most one open stream, at most one run, and the log of the
+// events of its current run.
+//
+// Publishing never waits for a stream: an event is appended to the client's
+// log and the stream is woken. The stream's own goroutine writes whatever it
+// has not written yet, so a slow or stuck client falls behind (and is cut by
+// the write deadline) without holding up a run or any other client, and a
+// client that reconnects resumes from its Last-Event-ID out of the same log.
+//
+// One mutex guards all of the hub's state; every method takes it, and none
+// holds it while it writes to the network.
+type Hub struct {
+	cfg Config
+
+	// ctx is the parent of every run's context; cancel stops them all.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// runs counts the run goroutines, so Close can wait for them.
+	runs      sync.WaitGroup
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	clients map[string]*client
+	streams int // open streams, replaced ones included until they end
+	closed  bool
+}
+
+// client is one entry of the registry. Its fields are guarded by Hub.mu.
+type client struct {
+	id string
+
+	// log holds the events of the current run; log[i] has the sequence
+	// number first+i. A new run starts a new slice rather than reusing the
+	// old one, so a stream may read a prefix of log outside the lock:
+	// appends only ever write past it.
+	log   []Event
+	first uint64
+	next  uint64 // sequence number of the next event
+	// finished is set when the current run has sent its final event, and
+	// finalSent once a stream has written that event.
+	finished  bool
+	finalSent bool
+
+	run    *Run    // the run going, or nil
+	stream *Stream // the attached stream, or nil
+	// gen counts attaches and detaches, so that a grace timer that fires
+	// late can tell whether it still belongs to the current detach.
+	gen    uint64
+	expiry *time.Timer
+}
+
+// NewHub returns a Hub with the given settings.
+func NewHub(cfg Config) *Hub {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Hub{
+		cfg:     cfg,
+		ctx:     ctx,
+		cancel:  cancel,
+		clients: make(map[string]*client),
+	}
+}
+
+// Attach opens a stream for the client id, creating the client if it is new.
+// lastEventID is the id of the last event the client has seen (0 for none):
+// the stream starts with the logged events after it.
+//
+// A client that already has a stream gets the new one in its place and the
+// older stream ends; this is what a reconnect looks like before the server
+// has noticed that the old connection died. A reconnect is let in even when
+// MaxStreams are open.
+//
+// The caller must call detach when it stops serving the stream.
+func (h *Hub) Attach(id string, lastEventID uint64) (s *Stream, detach func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	if h.closed {
+		return nil, nil, ErrClosed
+	}
+	c := h.clients[id]
+	if (c == nil || c.stream == nil) && h.streams >= h.cfg.MaxStreams {
+		return nil, nil, ErrTooManyStreams
+	}
+	if c == nil {
+		// Continue the client's numbering: after a server restart, ids
+		// keep increasing for a browser that still holds an old one.
+		c = &client{id: id, first: lastEventID + 1, next: lastEventID + 1}
+		h.clients[id] = c
+	}
+
+	var cursor uint64
+	switch last := c.first + uint64(len(c.log)) - 1; {
+	case c.finished && lastEventID >= last:
+		return nil, nil, ErrFinished
+	case lastEventID > 0:
+		cursor = lastEventID + 1
+	case c.finished && c.finalSent:
+		// A fresh EventSource (no Last-Event-ID) for a client whose run
+		// has been delivered in full: nothing to replay, wait for the
+		// next run.
+		cursor = c.next
+	default:
+		// Nothing seen yet: the whole current run.
+		cursor = c.first
+	}
+
+	if c.stream != nil {
+		c.stream.end()
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	s = &Stream{
+		hub:    h,
+		client: c,
+		cursor: cursor,
+		wake:   make(chan struct{}, 1),
+		gone:   make(chan struct{}),
+	}
+	c.stream = s
+	c.gen++
+	h.streams++
+	return s, sync.OnceFunc(func() { h.detach(s) }), nil
+}
+
+// detach ends s's registration. If s is still its client's stream, the
+// client is kept for Grace and then forgotten, its run stopped.
+func (h *Hub) detach(s *Stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	h.streams--
+	c := s.client
+	if c.stream != s || h.clients[c.id] != c || h.closed {
+		return // replaced, removed, or the hub is closing
+	}
+	c.stream = nil
+	c.gen++
+	gen := c.gen
+	c.expiry = time.AfterFunc(h.cfg.Grace, func() { h.expire(c, gen) })
+}
+
+// expire forgets c if it has had no stream since the detach numbered gen.
+func (h *Hub) expire(c *client, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	if c.gen != gen || h.clients[c.id] != c {
+		return
+	}
+	h.forget(c)
+}
+
+// forget removes c from the registry, stops its run and ends its stream.
+// The caller holds h.mu.
+func (h *Hub) forget(c *client) {
+	delete(h.clients, c.id)
+	if c.run != nil {
+		c.run.cancel()
+		c.run = nil
+	}
+	if c.stream != nil {
+		c.stream.end()
+		c.stream = nil
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	c.gen++
+}
+
+// Start starts fn as a new run of the client id. The events of the previous
+// run are dropped and the new run's events are numbered on from them.
+func (h *Hub) Start(id string, fn RunFunc) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	if h.closed {
+		return ErrClosed
+	}
+	c := h.clients[id]
+	if c == nil {
+		return ErrUnknownClient
+	}
+	if c.run != nil {
+		return ErrRunning
+	}
+	c.log = nil // a new array: streams may still be reading the old one
+	c.first = c.next
+	c.finished = false
+	c.finalSent = false
+
+	ctx, cancel := context.WithCancel(h.ctx)
+	r := &Run{hub: h, client: c, cancel: cancel}
+	c.run = r
+	h.runs.Go(func() {
+		defer cancel()
+		fn(ctx, r)
+		h.mu.Lock()
+		if c.run == r {
+			c.run = nil
+		}
+		h.mu.Unlock()
+	})
+	return nil
+}
+
+// Remove stops the client's run, ends its stream and forgets it.
+func (h *Hub) Remove(id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	c := h.clients[id]
+	if c == nil {
+		return ErrUnknownClient
+	}
+	h.forget(c)
+	return nil
+}
+
+// Disconnect ends the client's stream as a dropped connection would, without
+// a final event: the client is kept for Grace with its run and its events,
+// and a browser reconnects after the retry delay and resumes.
+func (h *Hub) Disconnect(id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	c := h.clients[id]
+	if c == nil || c.stream == nil {
+		return ErrUnknownClient
+	}
+	c.stream.end()
+	return nil
+}
+
+// Stats is a snapshot of the hub's size.
+type Stats struct {
+	Clients int `json:"clients"`
+	Streams int `json:"streams"`
+	Runs    int `json:"runs"`
+}
+
+// Stats returns the number of clients, open streams and runs going.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	st := Stats{Clients: len(h.clients), Streams: h.streams}
+	for _, c := range h.clients {
+		if c.run != nil {
+			st.Runs++
+		}
+	}
+	return st
+}
+
+// Close ends every stream and run, forgets every client and waits for the
+// runs' goroutines to return. Attach and Start fail with ErrClosed from then
+// on. Streams end without a final event, so browsers reconnect, to the next
+// instance of the server if there is one. Close is safe to call more than
+// once and from several goroutines.
+func (h *Hub) Close() {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		for _, c := range h.clients {
+			h.forget(c)
+		}
+		h.mu.Unlock()
+
+		h.cancel()
+		h.runs.Wait()
+	})
+}
+
+// Run is the handle a RunFunc publishes through.
+type Run struct {
+	hub    *Hub
+	client *client
+	cancel context.CancelFunc
+}
+
+// Send appends an event to the client's log and wakes its stream. The hub
+// numbers the event. It fails with ErrInvalidField for a name with CR, LF or
+// NUL; after the run is stopped it does nothing.
+func (r *Run) Send(name, data string) error {
+	return r.publish(name, data, false)
+}
+
+// Finish sends the run's final event. A stream that has written it ends, and
+// a reconnect that names it is answered with ErrFinished.
+func (r *Run) Finish(name, data string) error {
+	return r.publish(name, data, true)
+}
+
+func (r *Run) publish(name, data string, final bool) error {
+	if err := (Event{Name: name}).Validate(); err != nil {
+		return err
+	}
+	h, c := r.hub, r.client
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	if c.run != r || c.finished {
+		return nil // stopped: removed, expired, or the hub closed
+	}
+	c.log = append(c.log, Event{Name: name, ID: strconv.FormatUint(c.next, 10), Data: data})
+	c.next++
+	c.finished = final
+	if c.stream != nil {
+		c.stream.notify()
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// ErrBadLastEventID is returned by LastEventID for a value that is not an id
+// this package hands out (a decimal number below 2^53).
+var ErrBadLastEventID = errors.New("sse: invalid last event id")
+
+// LastEventID returns the id of the last event a reconnecting client has
+// seen, or 0 for none. Browsers send it in the Last-Event-ID header; polyfills
+// that cannot set headers on their request (event-source-polyfill, for one)
+// send it as the lastEventId query parameter. The header wins.
+func LastEventID(r *http.Request) (uint64, error) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("lastEventId")
+	}
+	if v == "" {
+		return 0, nil
+	}
+	// Ids stay below 2^53 so that JavaScript numbers hold them exactly.
+	n, err := strconv.ParseUint(v, 10, 53)
+	if err != nil {
+		return 0, fmt.Errorf("%w %q", ErrBadLastEventID, v)
+	}
+	return n, nil
+}
+
+// Stream is one open event stream of a client. Hub.Attach makes it; Serve
+// writes it to an HTTP response.
+type Stream struct {
+	hub    *Hub
+	client *client
+	// cursor is the sequence number of the next event to write. Guarded
+	// by Hub.mu.
+	cursor uint64
+	// wake has room for one signal. A publish that finds it full knows a
+	// wake-up is already pending, so publishing never blocks; the stream
+	// then writes every event logged since its last write.
+	wake chan struct{}
+	// gone is closed when the stream must end: replaced by a newer stream,
+	// disconnected, its client removed, or the hub closed. ended, guarded
+	// by Hub.mu, makes sure it is closed once.
+	gone  chan struct{}
+	ended bool
+	// buf is reused for every write, so a stream in its steady state
+	// encodes and writes events without allocating. Only Serve uses it.
+	buf []byte
+}
+
+// notify wakes the stream. The caller holds Hub.mu.
+func (s *Stream) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// end tells Serve to return. The caller holds Hub.mu.
+func (s *Stream) end() {
+	if !s.ended {
+		s.ended = true
+		close(s.gone)
+	}
+}
+
+// Serve writes the stream to w: the headers and the retry field at once, then
+// the client's events as they are published, and a comment line whenever the
+// stream has been quiet for the hub's Heartbeat.
+//
+// It returns nil once it has written the run's final event, when the hub ends
+// the stream, or when ctx is done (the client went away); it returns the
+// error of a failed write. w must not have been written to.
+func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
+	cfg := s.hub.cfg
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	// nginx buffers proxied responses unless the upstream says not to.
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{}) //nolint:errcheck // best effort, the stream is over
+	write := func(buf []byte) error {
+		s.buf = buf[:0] // keep the grown buffer for the next write
+		err := rc.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+		if err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+
+	// The headers alone may sit in a buffer; the first line makes the
+	// browser's open event fire before there is any event to send.
+	if err := write(AppendRetry(s.buf, cfg.Retry)); err != nil {
+		return err
+	}
+
+	heartbeat := time.NewTicker(cfg.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		if events, final := s.pending(); len(events) > 0 {
+			buf := s.buf
+			for _, ev := range events {
+				var err error
+				if buf, err = ev.AppendTo(buf); err != nil {
+					return err
+				}
+			}
+			if err := write(buf); err != nil {
+				return err
+			}
+			if final {
+				s.sentFinal()
+				return nil
+			}
+			heartbeat.Reset(cfg.Heartbeat)
+		}
+
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.gone:
+			return nil
+		case <-s.wake:
+		case <-heartbeat.C:
+			if err := write(AppendComment(s.buf, "ping")); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// pending returns the logged events the stream has not yet written and
+// advances its cursor past them. final reports that the last of them is the
+// run's final event.
+func (s *Stream) pending() (events []Event, final bool) {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+
+	c := s.client
+	if s.cursor < c.first {
+		s.cursor = c.first // a new run began: all of its events are new
+	}
+	end := c.first + uint64(len(c.log))
+	if s.cursor >= end {
+		return nil, false
+	}
+	// The slice is read after the lock is released; see client.log.
+	events = c.log[s.cursor-c.first:]
+	s.cursor = end
+	return events, c.finished
+}
+
+// sentFinal records that the run's final event has been written, so that a
+// fresh stream for the client does not replay a run it has already seen.
+func (s *Stream) sentFinal() {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+
+	if c := s.client; c.finished && s.cursor == c.next {
+		c.finalSent = true
+	}
+}
