@@ -27,8 +27,10 @@
     bar.textContent = `${n}%`;
   };
 
+  // The button is off while a run goes and while the browser connects. On
+  // a closed stream it stays on: a click opens a new stream first.
   const refreshButton = () => {
-    button.disabled = running || !es || es.readyState !== EventSource.OPEN;
+    button.disabled = running || es.readyState === EventSource.CONNECTING;
   };
 
   // connect opens the stream. The browser reconnects by itself after a
