@@ -48,17 +48,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	env := map[string]string{} // flag name -> environment variable
 	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen `address` [$ADDR, or :$PORT]")
 	env["addr"] = "ADDR"
-	durations := []struct {
-		name, env, usage string
-		p                *time.Duration
-	}{
-		{"tick", "TICK", "time between two updates of a run", &cfg.progress.Tick},
-		{"retry", "RETRY", "reconnection delay sent to clients in the retry field", &cfg.hub.Retry},
-		{"heartbeat", "HEARTBEAT", "interval of comment lines on an idle stream", &cfg.hub.Heartbeat},
-		{"grace", "GRACE", "how long a client whose stream is gone is kept, so it can reconnect", &cfg.hub.Grace},
-		{"write-timeout", "WRITE_TIMEOUT", "deadline of each write to a stream; a client that stops reading is cut", &cfg.hub.WriteTimeout},
-	}
-	for _, d := range durations {
+	for _, d := range cfg.durations() {
 		fs.DurationVar(d.p, d.name, *d.p, fmt.Sprintf("%s [$%s]", d.usage, d.env))
 		env[d.name] = d.env
 	}
@@ -100,20 +90,27 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return cfg, nil
 }
 
-func (c config) validate() error {
-	positive := []struct {
-		name string
-		d    time.Duration
-	}{
-		{"tick", c.progress.Tick},
-		{"retry", c.hub.Retry},
-		{"heartbeat", c.hub.Heartbeat},
-		{"grace", c.hub.Grace},
-		{"write-timeout", c.hub.WriteTimeout},
+// durationFlag is a duration setting: its flag, environment variable and
+// field. Every one must be positive.
+type durationFlag struct {
+	name, env, usage string
+	p                *time.Duration
+}
+
+func (c *config) durations() []durationFlag {
+	return []durationFlag{
+		{"tick", "TICK", "time between two updates of a run", &c.progress.Tick},
+		{"retry", "RETRY", "reconnection delay sent to clients in the retry field", &c.hub.Retry},
+		{"heartbeat", "HEARTBEAT", "interval of comment lines on an idle stream", &c.hub.Heartbeat},
+		{"grace", "GRACE", "how long a client whose stream is gone is kept, so it can reconnect", &c.hub.Grace},
+		{"write-timeout", "WRITE_TIMEOUT", "deadline of each write to a stream; a client that stops reading is cut", &c.hub.WriteTimeout},
 	}
-	for _, p := range positive {
-		if p.d <= 0 {
-			return fmt.Errorf("-%s must be positive, got %s", p.name, p.d)
+}
+
+func (c *config) validate() error {
+	for _, d := range c.durations() {
+		if *d.p <= 0 {
+			return fmt.Errorf("-%s must be positive, got %s", d.name, *d.p)
 		}
 	}
 	if c.hub.Retry < time.Millisecond {

@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	hub := sse.NewHub(cfg.hub)
-	defer hub.Close()
+	defer hub.Close() // on an early return; shutdown closes it below
 
 	// Gin's mode is a package-level setting of Gin; release mode keeps its
 	// debug route listing out of the logs.

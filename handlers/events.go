@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -38,7 +39,9 @@ func push(logger *slog.Logger, hub *sse.Hub, retry time.Duration) gin.HandlerFun
 			c.Status(http.StatusNoContent)
 			return
 		case errors.Is(err, sse.ErrTooManyStreams):
-			c.Header("Retry-After", strconv.Itoa(int(retry.Round(time.Second)/time.Second)+1))
+			// Retry-After is in whole seconds; ask for no less than the
+			// reconnection delay the stream would have sent.
+			c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
 			abortJSON(c, http.StatusServiceUnavailable, "too many open streams; try again later")
 			return
 		case errors.Is(err, sse.ErrClosed):

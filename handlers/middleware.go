@@ -44,9 +44,13 @@ func accessLog(logger *slog.Logger) gin.HandlerFunc {
 		if c.Writer.Status() >= http.StatusInternalServerError {
 			level = slog.LevelError
 		}
-		logger.Log(c.Request.Context(), level, "request",
+		attrs := []any{
 			"method", c.Request.Method, "path", c.Request.URL.Path,
 			"status", c.Writer.Status(), "duration", time.Since(start),
-			"errors", c.Errors.ByType(gin.ErrorTypeAny).String())
+		}
+		if len(c.Errors) > 0 {
+			attrs = append(attrs, "errors", c.Errors.String())
+		}
+		logger.Log(c.Request.Context(), level, "request", attrs...)
 	}
 }

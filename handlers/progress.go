@@ -25,6 +25,7 @@ func (p Progress) run(id string) sse.RunFunc {
 		ticker := time.NewTicker(p.Tick)
 		defer ticker.Stop()
 		for count := 0; ; count += p.Step {
+			// Send fails only for a name with a line break; these are fixed.
 			_ = r.Send("update", prefix+strconv.Itoa(count)+"}")
 			if count >= 100 {
 				break

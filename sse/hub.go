@@ -74,13 +74,12 @@ type Hub struct {
 type client struct {
 	id string
 
-	// log holds the events of the current run; log[i] has the sequence
-	// number first+i. A new run starts a new slice rather than reusing the
-	// old one, so a stream may read a prefix of log outside the lock:
-	// appends only ever write past it.
-	log   []Event
-	first uint64
-	next  uint64 // sequence number of the next event
+	// log holds the events of the current run, the last of them numbered
+	// next-1. A new run starts a new slice rather than reusing the old
+	// one, so a stream may read a prefix of log outside the lock: appends
+	// only ever write past it.
+	log  []Event
+	next uint64 // sequence number of the next event
 	// finished is set when the current run has sent its final event, and
 	// finalSent once a stream has written that event.
 	finished  bool
@@ -92,6 +91,11 @@ type client struct {
 	// late can tell whether it still belongs to the current detach.
 	gen    uint64
 	expiry *time.Timer
+}
+
+// first returns the sequence number of log[0].
+func (c *client) first() uint64 {
+	return c.next - uint64(len(c.log))
 }
 
 // NewHub returns a Hub with the given settings.
@@ -129,13 +133,13 @@ func (h *Hub) Attach(id string, lastEventID uint64) (s *Stream, detach func(), e
 	if c == nil {
 		// Continue the client's numbering: after a server restart, ids
 		// keep increasing for a browser that still holds an old one.
-		c = &client{id: id, first: lastEventID + 1, next: lastEventID + 1}
+		c = &client{id: id, next: lastEventID + 1}
 		h.clients[id] = c
 	}
 
 	var cursor uint64
-	switch last := c.first + uint64(len(c.log)) - 1; {
-	case c.finished && lastEventID >= last:
+	switch {
+	case c.finished && lastEventID >= c.next-1:
 		return nil, nil, ErrFinished
 	case lastEventID > 0:
 		cursor = lastEventID + 1
@@ -146,7 +150,7 @@ func (h *Hub) Attach(id string, lastEventID uint64) (s *Stream, detach func(), e
 		cursor = c.next
 	default:
 		// Nothing seen yet: the whole current run.
-		cursor = c.first
+		cursor = c.first()
 	}
 
 	if c.stream != nil {
@@ -233,7 +237,6 @@ func (h *Hub) Start(id string, fn RunFunc) error {
 		return ErrRunning
 	}
 	c.log = nil // a new array: streams may still be reading the old one
-	c.first = c.next
 	c.finished = false
 	c.finalSent = false
 
@@ -262,21 +265,6 @@ func (h *Hub) Remove(id string) error {
 		return ErrUnknownClient
 	}
 	h.forget(c)
-	return nil
-}
-
-// Disconnect ends the client's stream as a dropped connection would, without
-// a final event: the client is kept for Grace with its run and its events,
-// and a browser reconnects after the retry delay and resumes.
-func (h *Hub) Disconnect(id string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-
-	c := h.clients[id]
-	if c == nil || c.stream == nil {
-		return ErrUnknownClient
-	}
-	c.stream.end()
 	return nil
 }
 

@@ -341,19 +341,6 @@ func TestRemoveStopsRunAndEndsStream(t *testing.T) {
 	assert.Equal(t, Stats{}, h.Stats())
 }
 
-func TestDisconnectKeepsClient(t *testing.T) {
-	h := newTestHub(t, testConfig())
-	s, detach := attach(t, h, "a", 0)
-	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
-
-	require.NoError(t, h.Disconnect("a"))
-	assertEnded(t, s)
-	detach()
-	assert.Equal(t, Stats{Clients: 1, Runs: 1}, h.Stats())
-	assert.ErrorIs(t, h.Disconnect("a"), ErrUnknownClient, "no stream to cut")
-}
-
 func TestCloseEndsEverything(t *testing.T) {
 	h := NewHub(testConfig())
 	s, detach := attach(t, h, "a", 0)

@@ -46,7 +46,7 @@ type Stream struct {
 	// then writes every event logged since its last write.
 	wake chan struct{}
 	// gone is closed when the stream must end: replaced by a newer stream,
-	// disconnected, its client removed, or the hub closed. ended, guarded
+	// its client removed, or the hub closed. ended, guarded
 	// by Hub.mu, makes sure it is closed once.
 	gone  chan struct{}
 	ended bool
@@ -150,16 +150,16 @@ func (s *Stream) pending() (events []Event, final bool) {
 	defer s.hub.mu.Unlock()
 
 	c := s.client
-	if s.cursor < c.first {
-		s.cursor = c.first // a new run began: all of its events are new
+	first := c.first()
+	if s.cursor < first {
+		s.cursor = first // a new run began: all of its events are new
 	}
-	end := c.first + uint64(len(c.log))
-	if s.cursor >= end {
+	if s.cursor >= c.next {
 		return nil, false
 	}
 	// The slice is read after the lock is released; see client.log.
-	events = c.log[s.cursor-c.first:]
-	s.cursor = end
+	events = c.log[s.cursor-first:]
+	s.cursor = c.next
 	return events, c.finished
 }
 
