@@ -8,7 +8,7 @@ LINT_VERSION  := v2.15.0
 LINT          := $(GOBIN)/golangci-lint
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test cover fmt fmt-check vet lint tidy check
+.PHONY: help run build test cover fuzz fmt fmt-check vet lint tidy check
 
 # help: list the targets
 help:
@@ -30,6 +30,11 @@ test: fmt-check vet
 cover:
 	$(GO) test -race -count=1 -coverprofile=cover.out ./...
 	$(GO) tool cover -func=cover.out | tail -n 1
+
+# fuzz: fuzz the event encoder for FUZZTIME (default 30s); its seeds run in make test
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzEventRoundTrip -fuzztime $(FUZZTIME) ./sse
 
 # fmt: format the code
 fmt:
