@@ -46,8 +46,8 @@ type Stream struct {
 	// then writes every event logged since its last write.
 	wake chan struct{}
 	// gone is closed when the stream must end: replaced by a newer stream,
-	// its client removed, or the hub closed. ended, guarded
-	// by Hub.mu, makes sure it is closed once.
+	// its client removed, or the hub closed. ended, guarded by Hub.mu,
+	// makes sure it is closed once.
 	gone  chan struct{}
 	ended bool
 	// buf is reused for every write, so a stream in its steady state
