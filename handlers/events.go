@@ -106,6 +106,31 @@ func remove(logger *slog.Logger, hub *sse.Hub) gin.HandlerFunc {
 	}
 }
 
+// drop ends the client's stream without a close event, as a dropped
+// connection would: POST /event/drop?id=ID. The client keeps its run; the
+// browser reconnects after the retry delay with Last-Event-ID and resumes.
+// The page uses it to show a resume; the server needs nothing of it.
+func drop(logger *slog.Logger, hub *sse.Hub) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := queryID(c)
+		if !ok {
+			return
+		}
+		switch err := hub.Disconnect(id); {
+		case errors.Is(err, sse.ErrUnknownClient):
+			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
+		case errors.Is(err, sse.ErrNoStream):
+			abortJSON(c, http.StatusConflict, fmt.Sprintf("client %q has no open stream", id))
+		case err != nil:
+			_ = c.Error(err)
+			abortJSON(c, http.StatusInternalServerError, "internal server error")
+		default:
+			logger.Debug("stream dropped", "id", id)
+			c.JSON(http.StatusOK, gin.H{"id": id, "status": "dropped"})
+		}
+	}
+}
+
 // queryID returns the id query parameter, or answers 400 and returns false.
 func queryID(c *gin.Context) (string, bool) {
 	id := c.Query("id")

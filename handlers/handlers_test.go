@@ -313,6 +313,37 @@ func TestResumeAfterCut(t *testing.T) {
 	}
 }
 
+// TestDropResumes cuts the stream from the server's side, as the page's
+// "cut the connection" button does: the stream ends without a close event,
+// the client keeps its run, and a reconnect with Last-Event-ID resumes it.
+func TestDropResumes(t *testing.T) {
+	s := newServer(t, hubConfig(), 2*time.Millisecond)
+	st := s.open(t, "a", "", nil)
+	status, _ := s.start(t, `{"id":"a"}`)
+	require.Equal(t, http.StatusAccepted, status)
+	events := []ssetest.Event{st.next(t), st.next(t)}
+
+	resp := s.do(t, http.MethodPost, "/event/drop?id=a", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "dropped", decode(t, resp)["status"])
+	rest := st.rest(t)
+	for _, ev := range rest {
+		assert.NotEqual(t, "close", ev.Type, "a dropped stream ends without close")
+	}
+	events = append(events, rest...)
+
+	// Until the browser is back, there is no stream to drop.
+	require.Eventually(t, func() bool { return s.hub.Stats().Streams == 0 }, time.Second, time.Millisecond)
+	resp = s.do(t, http.MethodPost, "/event/drop?id=a", nil, nil)
+	assert.Equal(t, http.StatusConflict, resp.StatusCode)
+	assert.NotEmpty(t, decode(t, resp)["error"])
+
+	st = s.open(t, "a", "", http.Header{"Last-Event-Id": {st.r.LastEventID}})
+	events = append(events, st.rest(t)...)
+	assert.Equal(t, fullRun(), counts(t, "a", events))
+	assert.Equal(t, "close", events[len(events)-1].Type)
+}
+
 func TestReconnectAfterCloseIsNoContent(t *testing.T) {
 	s := newServer(t, hubConfig(), time.Millisecond)
 	st := s.open(t, "a", "", nil)
@@ -428,6 +459,9 @@ func TestBadInput(t *testing.T) {
 		{"remove without id", "GET", "/event/remove", "", nil, 400},
 		{"remove with LF in id", "GET", "/event/remove?id=%0A", "", nil, 400},
 		{"remove unknown client", "GET", "/event/remove?id=nobody", "", nil, 404},
+		{"drop without id", "POST", "/event/drop", "", nil, 400},
+		{"drop unknown client", "POST", "/event/drop?id=nobody", "", nil, 404},
+		{"GET to drop", "GET", "/event/drop?id=known", "", nil, 405},
 		{"unknown path", "GET", "/nope", "", nil, 404},
 		{"unknown event path", "GET", "/event/nope", "", nil, 404},
 		{"POST to push", "POST", "/event/push?id=a", "", nil, 405},

@@ -27,6 +27,7 @@ type Options struct {
 //	GET  /event/push?id=ID     the client's event stream
 //	POST /event/progress       {"id": ID} starts a run
 //	GET  /event/remove?id=ID   forgets the client
+//	POST /event/drop?id=ID     cuts the client's stream; it reconnects and resumes
 //	GET  /healthz              200 while the server serves
 //	GET  /                     the demo page and its files
 func New(logger *slog.Logger, hub *sse.Hub, opts Options) *gin.Engine {
@@ -38,6 +39,7 @@ func New(logger *slog.Logger, hub *sse.Hub, opts Options) *gin.Engine {
 	events.GET("/push", push(logger, hub, opts.Retry))
 	events.POST("/progress", progress(logger, hub, opts.Progress))
 	events.GET("/remove", remove(logger, hub))
+	events.POST("/drop", drop(logger, hub))
 
 	r.GET("/healthz", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "ok", "hub": hub.Stats()})

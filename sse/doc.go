@@ -25,6 +25,8 @@
 // reconnect that names its last event id (see [LastEventID]) gets exactly
 // the events it missed and then goes on live. A client whose stream is gone
 // is kept for a grace period, then forgotten and its run stopped.
+// [Hub.Disconnect] ends a stream as a dropped connection would, to show a
+// resume; [Hub.Remove] forgets a client at once.
 //
 // The package does not depend on any web framework: the handlers of this
 // project use it from Gin, and the tests from a plain http.HandlerFunc.

@@ -14,6 +14,7 @@ var (
 	ErrUnknownClient  = errors.New("sse: unknown client")
 	ErrRunning        = errors.New("sse: a run is already going for this client")
 	ErrTooManyStreams = errors.New("sse: too many open streams")
+	ErrNoStream       = errors.New("sse: client has no open stream")
 	// ErrFinished answers a reconnect whose Last-Event-ID is the final event
 	// of a finished run: the client has seen everything there is.
 	ErrFinished = errors.New("sse: nothing left to send")
@@ -265,6 +266,26 @@ func (h *Hub) Remove(id string) error {
 		return ErrUnknownClient
 	}
 	h.forget(c)
+	return nil
+}
+
+// Disconnect ends the client's open stream without a final event, as a
+// dropped connection would, and keeps the client, its run and its events for
+// Grace: the client reconnects after its retry delay and resumes from its
+// Last-Event-ID. It fails with ErrUnknownClient or ErrNoStream.
+func (h *Hub) Disconnect(id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	c := h.clients[id]
+	switch {
+	case c == nil:
+		return ErrUnknownClient
+	case c.stream == nil:
+		return ErrNoStream
+	}
+	// The stream's detach, when Serve returns, starts the grace period.
+	c.stream.end()
 	return nil
 }
 

@@ -341,6 +341,29 @@ func TestRemoveStopsRunAndEndsStream(t *testing.T) {
 	assert.Equal(t, Stats{}, h.Stats())
 }
 
+func TestDisconnectKeepsClientAndRun(t *testing.T) {
+	h := newTestHub(t, testConfig())
+	assert.ErrorIs(t, h.Disconnect("a"), ErrUnknownClient)
+
+	s, detach := attach(t, h, "a", 0)
+	run := newScripted()
+	require.NoError(t, h.Start("a", run.run))
+	run.send(t, "update", "0")
+	run.send(t, "update", "5")
+
+	require.NoError(t, h.Disconnect("a"))
+	assertEnded(t, s)
+	detach()
+	assert.ErrorIs(t, h.Disconnect("a"), ErrNoStream)
+	assert.Equal(t, Stats{Clients: 1, Streams: 0, Runs: 1}, h.Stats(), "the client and its run stay for Grace")
+
+	run.send(t, "update", "10")
+	s, detach = attach(t, h, "a", 1)
+	defer detach()
+	events, _ := s.pending()
+	assert.Equal(t, []string{"2", "3"}, ids(events), "the reconnect resumes after its Last-Event-ID")
+}
+
 func TestCloseEndsEverything(t *testing.T) {
 	h := NewHub(testConfig())
 	s, detach := attach(t, h, "a", 0)
