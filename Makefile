@@ -8,7 +8,7 @@ LINT_VERSION  := v2.15.0
 LINT          := $(GOBIN)/golangci-lint
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test cover fuzz fmt fmt-check vet lint tidy check
+.PHONY: help run build test e2e screenshot cover fuzz fmt fmt-check vet lint tidy check
 
 # help: list the targets
 help:
@@ -25,6 +25,14 @@ build:
 # test: gofmt and vet checks, then every test with the race detector
 test: fmt-check vet
 	$(GO) test -race -count=1 ./...
+
+# e2e: the page in headless Chromium against the real server (apt-get install chromium)
+e2e:
+	$(GO) test -tags e2e -race -count=1 ./e2e
+
+# screenshot: refresh docs/screenshot.png from the e2e run (a CJK font draws the 中文 button)
+screenshot:
+	$(GO) test -tags e2e -count=1 -run '^TestScreenshot$$' ./e2e -args -screenshot=$(CURDIR)/docs/screenshot.png
 
 # cover: tests with coverage, summary per function
 cover:
@@ -44,9 +52,9 @@ fmt:
 fmt-check:
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# vet: go vet
+# vet: go vet, the e2e tests included
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
 
 # lint: golangci-lint (installed into GOPATH/bin on first use)
 lint: $(LINT)
