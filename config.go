@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"gin-sse-progress/handlers"
@@ -14,10 +16,11 @@ import (
 
 // config is the program's configuration, from flags and the environment.
 type config struct {
-	addr     string
-	progress handlers.Progress
-	hub      sse.Config
-	logLevel slog.Level
+	addr         string
+	progress     handlers.Progress
+	hub          sse.Config
+	logLevel     slog.Level
+	allowOrigins origins
 }
 
 // usageError is a bad flag or environment value: exit status 2.
@@ -58,6 +61,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	env["max-clients"] = "MAX_CLIENTS"
 	fs.TextVar(&cfg.logLevel, "log-level", cfg.logLevel, "debug, info, warn or error [$LOG_LEVEL]")
 	env["log-level"] = "LOG_LEVEL"
+	fs.Var(&cfg.allowOrigins, "allow-origin",
+		"comma-separated `origins` whose pages may use the API, with credentials (default: same origin only) [$ALLOW_ORIGIN]")
+	env["allow-origin"] = "ALLOW_ORIGIN"
 
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -121,6 +127,37 @@ func (c *config) validate() error {
 	}
 	if c.hub.MaxStreams <= 0 {
 		return fmt.Errorf("-max-clients must be positive, got %d", c.hub.MaxStreams)
+	}
+	return nil
+}
+
+// origins is the value of -allow-origin: a comma-separated list of origins
+// such as https://app.example.com, kept in the form browsers send them.
+type origins []string
+
+func (o *origins) String() string {
+	if o == nil {
+		return ""
+	}
+	return strings.Join(*o, ",")
+}
+
+func (o *origins) Set(list string) error {
+	*o = nil
+	for item := range strings.SplitSeq(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if item == "*" {
+			return errors.New(`"*" cannot be used: with credentials, CORS needs each origin named`)
+		}
+		u, err := url.Parse(item)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%q is not an origin like https://app.example.com (scheme and host, no path)", item)
+		}
+		*o = append(*o, strings.ToLower(u.Scheme+"://"+u.Host))
 	}
 	return nil
 }

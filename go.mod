@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
+	github.com/gin-contrib/gzip v1.2.5
 	github.com/gin-contrib/static v1.1.3
 	github.com/gin-gonic/gin v1.12.0
 	github.com/stretchr/testify v1.12.1

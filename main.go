@@ -62,7 +62,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Gin's mode is a package-level setting of Gin; release mode keeps its
 	// debug route listing out of the logs.
 	gin.SetMode(gin.ReleaseMode)
-	router := handlers.New(logger, hub, handlers.Options{Progress: cfg.progress, Retry: cfg.hub.Retry})
+	router := handlers.New(logger, hub, handlers.Options{
+		Progress:     cfg.progress,
+		Retry:        cfg.hub.Retry,
+		AllowOrigins: cfg.allowOrigins,
+	})
 
 	srv := &http.Server{
 		Handler:           router,

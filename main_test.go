@@ -67,6 +67,14 @@ func TestParseConfigFlagsAndEnvironment(t *testing.T) {
 				assert.Equal(t, 3*time.Second, c.hub.Grace)
 				assert.Equal(t, 4*time.Second, c.hub.WriteTimeout)
 			}},
+		{"allowed origins", []string{"-allow-origin", "https://App.example, http://localhost:5173"}, nil,
+			func(t *testing.T, c config) {
+				assert.Equal(t, origins{"https://app.example", "http://localhost:5173"}, c.allowOrigins)
+			}},
+		{"allowed origins from env", nil, map[string]string{"ALLOW_ORIGIN": "https://a.example"},
+			func(t *testing.T, c config) { assert.Equal(t, origins{"https://a.example"}, c.allowOrigins) }},
+		{"no origins by default", nil, nil,
+			func(t *testing.T, c config) { assert.Empty(t, c.allowOrigins) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,6 +107,11 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-grace", "0s"}, nil, "-grace"},
 		{[]string{"-write-timeout", "0s"}, nil, "-write-timeout"},
 		{[]string{"-log-level", "loud"}, nil, "-log-level"},
+		{[]string{"-allow-origin", "*"}, nil, "-allow-origin"},
+		{[]string{"-allow-origin", "https://a.example/"}, nil, "-allow-origin"},
+		{[]string{"-allow-origin", "a.example"}, nil, "-allow-origin"},
+		{[]string{"-allow-origin", "ftp://a.example"}, nil, "-allow-origin"},
+		{nil, map[string]string{"ALLOW_ORIGIN": "https://a.example?x"}, "-allow-origin"},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"extra"}, nil, "extra"},
 	}

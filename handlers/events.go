@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -143,7 +144,15 @@ func queryID(c *gin.Context) (string, bool) {
 
 // bodyID reads {"id": ID} from the request body. On failure it returns the
 // status to answer with.
+//
+// The body must be sent as application/json. Besides saying what the body
+// is, that makes a browser ask before it sends the POST from another
+// origin (a preflight, which cors answers), where a text/plain body would
+// go straight through.
 func bodyID(c *gin.Context) (string, int, error) {
+	if ct, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || ct != "application/json" {
+		return "", http.StatusUnsupportedMediaType, errors.New("send the body as Content-Type: application/json")
+	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
 	dec := json.NewDecoder(body)
 	var fields map[string]json.RawMessage

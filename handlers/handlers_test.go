@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,13 +48,14 @@ func hubConfig() sse.Config {
 	}
 }
 
-func newServer(t *testing.T, cfg sse.Config, tick time.Duration) *server {
+func newServer(t *testing.T, cfg sse.Config, tick time.Duration, allowOrigins ...string) *server {
 	t.Helper()
 	hub := sse.NewHub(cfg)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := handlers.New(logger, hub, handlers.Options{
-		Progress: handlers.Progress{Tick: tick, Step: 5},
-		Retry:    cfg.Retry,
+		Progress:     handlers.Progress{Tick: tick, Step: 5},
+		Retry:        cfg.Retry,
+		AllowOrigins: allowOrigins,
 	})
 	srv := httptest.NewServer(r)
 	// Last registered, first run: the hub ends the streams, so the
@@ -143,9 +145,13 @@ func (st *stream) rest(t *testing.T) []ssetest.Event {
 
 func (s *server) start(t *testing.T, body string) (int, map[string]any) {
 	t.Helper()
-	resp := s.do(t, http.MethodPost, "/event/progress", strings.NewReader(body),
-		http.Header{"Content-Type": {"application/json"}})
+	resp := s.do(t, http.MethodPost, "/event/progress", strings.NewReader(body), jsonHeader())
 	return resp.StatusCode, decode(t, resp)
+}
+
+// jsonHeader is the header of a JSON request body.
+func jsonHeader() http.Header {
+	return http.Header{"Content-Type": {"application/json"}}
 }
 
 func decode(t *testing.T, r reply) map[string]any {
@@ -384,7 +390,11 @@ func TestTooManyStreams(t *testing.T) {
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 	assert.NotEmpty(t, decode(t, resp)["error"])
 
-	s.open(t, "a", "", nil) // a replacement is let in
+	a := s.open(t, "a", "", nil) // a replacement is let in
+	a.cut()
+	require.Eventually(t, func() bool { return s.hub.Stats().Streams == 0 }, time.Second, time.Millisecond,
+		"a stream that ends frees its place")
+	s.open(t, "b", "", nil)
 }
 
 func TestPageAndHealth(t *testing.T) {
@@ -411,6 +421,116 @@ func TestPageAndHealth(t *testing.T) {
 	resp = s.do(t, http.MethodGet, "/healthz", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "ok", decode(t, resp)["status"])
+}
+
+// TestPageIsGzippedStreamsAreNot: the page and its files are compressed for
+// a client that accepts gzip; a stream never is, whatever the client
+// accepts, because a compressor holds events back.
+func TestPageIsGzippedStreamsAreNot(t *testing.T) {
+	s := newServer(t, hubConfig(), time.Hour)
+	gz := http.Header{"Accept-Encoding": {"gzip"}}
+
+	for _, path := range []string{"/", "/app.js", "/style.css", "/favicon.svg"} {
+		plain := s.do(t, http.MethodGet, path, nil, nil)
+		require.Equal(t, http.StatusOK, plain.StatusCode, path)
+		assert.Empty(t, plain.Header.Get("Content-Encoding"), path)
+
+		resp := s.do(t, http.MethodGet, path, nil, gz)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.Equal(t, "gzip", resp.Header.Get("Content-Encoding"), path)
+		assert.Contains(t, resp.Header.Values("Vary"), "Accept-Encoding", path)
+		zr, err := gzip.NewReader(bytes.NewReader(resp.Body))
+		require.NoError(t, err, path)
+		body, err := io.ReadAll(zr)
+		require.NoError(t, err, path)
+		assert.Equal(t, plain.Body, body, "%s decompresses to the file", path)
+		assert.Less(t, len(resp.Body), len(plain.Body), path)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/event/push?id=a", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+	resp, err := s.Client().Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	assert.Empty(t, resp.Header.Get("Content-Encoding"))
+	first := make([]byte, len("retry:"))
+	_, err = io.ReadFull(resp.Body, first)
+	require.NoError(t, err)
+	assert.Equal(t, "retry:", string(first), "the stream's bytes are plain text")
+
+	// Errors and the API stay plain too.
+	assert.Empty(t, s.do(t, http.MethodGet, "/nope", nil, gz).Header.Get("Content-Encoding"))
+	assert.Empty(t, s.do(t, http.MethodGet, "/healthz", nil, gz).Header.Get("Content-Encoding"))
+}
+
+func TestCORS(t *testing.T) {
+	const app, other = "https://app.example", "https://evil.example"
+	s := newServer(t, hubConfig(), time.Hour, app)
+	s.open(t, "a", "", nil)
+
+	preflight := func(origin string) reply {
+		return s.do(t, http.MethodOptions, "/event/progress", nil, http.Header{
+			"Origin":                         {origin},
+			"Access-Control-Request-Method":  {"POST"},
+			"Access-Control-Request-Headers": {"content-type"},
+		})
+	}
+
+	t.Run("preflight from an allowed origin", func(t *testing.T) {
+		resp := preflight(app)
+		assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+		assert.Equal(t, app, resp.Header.Get("Access-Control-Allow-Origin"))
+		assert.Equal(t, "true", resp.Header.Get("Access-Control-Allow-Credentials"))
+		assert.Contains(t, resp.Header.Get("Access-Control-Allow-Methods"), "POST")
+		assert.Contains(t, strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "content-type")
+		assert.Contains(t, resp.Header.Values("Vary"), "Origin")
+		assert.Equal(t, 0, s.hub.Stats().Runs, "a preflight starts nothing")
+	})
+
+	t.Run("requests from an allowed origin", func(t *testing.T) {
+		header := http.Header{"Origin": {app}, "Content-Type": {"application/json; charset=utf-8"}}
+		resp := s.do(t, http.MethodPost, "/event/progress", strings.NewReader(`{"id":"a"}`), header)
+		assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+		assert.Equal(t, app, resp.Header.Get("Access-Control-Allow-Origin"))
+		assert.Equal(t, "true", resp.Header.Get("Access-Control-Allow-Credentials"))
+
+		st := s.open(t, "b", "", http.Header{"Origin": {app}})
+		assert.Equal(t, app, st.resp.Header.Get("Access-Control-Allow-Origin"), "a credentialed EventSource")
+		assert.Equal(t, "true", st.resp.Header.Get("Access-Control-Allow-Credentials"))
+	})
+
+	t.Run("preflight from another origin", func(t *testing.T) {
+		resp := preflight(other)
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+		assert.NotEmpty(t, decode(t, resp)["error"])
+		assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+	})
+
+	t.Run("requests from another origin get no CORS headers", func(t *testing.T) {
+		resp := s.do(t, http.MethodGet, "/healthz", nil, http.Header{"Origin": {other}})
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+		assert.Empty(t, resp.Header.Get("Access-Control-Allow-Credentials"))
+	})
+
+	t.Run("never a wildcard", func(t *testing.T) {
+		for _, origin := range []string{app, other, "null", "*"} {
+			resp := s.do(t, http.MethodGet, "/healthz", nil, http.Header{"Origin": {origin}})
+			assert.NotEqual(t, "*", resp.Header.Get("Access-Control-Allow-Origin"), origin)
+		}
+	})
+
+	t.Run("same-origin only by default", func(t *testing.T) {
+		plain := newServer(t, hubConfig(), time.Hour)
+		resp := plain.do(t, http.MethodOptions, "/event/progress", nil, http.Header{
+			"Origin": {app}, "Access-Control-Request-Method": {"POST"},
+		})
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+		assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+	})
 }
 
 // TestBadInput checks that every bad request gets a 4xx with a JSON error.
@@ -456,6 +576,13 @@ func TestBadInput(t *testing.T) {
 		{"progress with body over 64 KiB", "POST", "/event/progress",
 			`{"id":"known","pad":"` + strings.Repeat("x", 64<<10) + `"}`, nil, 413},
 		{"progress for unknown client", "POST", "/event/progress", `{"id":"nobody"}`, nil, 404},
+		{"progress without Content-Type", "POST", "/event/progress", `{"id":"known"}`, http.Header{}, 415},
+		{"progress as text/plain", "POST", "/event/progress", `{"id":"known"}`,
+			http.Header{"Content-Type": {"text/plain"}}, 415},
+		{"progress as a form", "POST", "/event/progress", `{"id":"known"}`,
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, 415},
+		{"progress with bad Content-Type", "POST", "/event/progress", `{"id":"known"}`,
+			http.Header{"Content-Type": {"application/json; ="}}, 415},
 		{"remove without id", "GET", "/event/remove", "", nil, 400},
 		{"remove with LF in id", "GET", "/event/remove?id=%0A", "", nil, 400},
 		{"remove unknown client", "GET", "/event/remove?id=nobody", "", nil, 404},
@@ -472,6 +599,9 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.path == "/event/progress" && tc.header == nil {
+				tc.header = jsonHeader() // the body is what is wrong
+			}
 			resp := s.do(t, tc.method, tc.path, strings.NewReader(tc.body), tc.header)
 			assert.Equal(t, tc.want, resp.StatusCode)
 			assert.Contains(t, resp.Header.Get("Content-Type"), "application/json")
@@ -508,7 +638,7 @@ func TestIDAsStringAndNumber(t *testing.T) {
 		{`{"id": "\u00e9` + strings.Repeat("é", 63) + `", "other": 1}`, strings.Repeat("é", 64)},
 	}
 	for _, tc := range tests {
-		resp := s.do(t, http.MethodPost, "/event/progress", bytes.NewBufferString(tc.body), nil)
+		resp := s.do(t, http.MethodPost, "/event/progress", bytes.NewBufferString(tc.body), jsonHeader())
 		require.Equal(t, http.StatusAccepted, resp.StatusCode, tc.body)
 		assert.Equal(t, tc.id, decode(t, resp)["id"])
 		require.NoError(t, s.hub.Remove(tc.id))

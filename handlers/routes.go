@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-contrib/gzip"
 	"github.com/gin-contrib/static"
 	"github.com/gin-gonic/gin"
 
@@ -20,6 +21,10 @@ type Options struct {
 	// Retry is the hub's reconnection delay; an over-limit answer asks the
 	// client to come back after it.
 	Retry time.Duration
+	// AllowOrigins lists the origins ("https://app.example.com") whose
+	// pages may use the API from the browser, credentials included. Empty:
+	// same-origin only.
+	AllowOrigins []string
 }
 
 // New returns the server's router. This file lists the whole HTTP surface:
@@ -29,11 +34,12 @@ type Options struct {
 //	GET  /event/remove?id=ID   forgets the client
 //	POST /event/drop?id=ID     cuts the client's stream; it reconnects and resumes
 //	GET  /healthz              200 while the server serves
+//	OPTIONS any of these       CORS preflight, for the -allow-origin origins
 //	GET  /                     the demo page and its files
 func New(logger *slog.Logger, hub *sse.Hub, opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(recovery(logger), accessLog(logger))
+	r.Use(recovery(logger), accessLog(logger), cors(opts.AllowOrigins))
 
 	events := r.Group("/event")
 	events.GET("/push", push(logger, hub, opts.Retry))
@@ -46,9 +52,12 @@ func New(logger *slog.Logger, hub *sse.Hub, opts Options) *gin.Engine {
 	})
 
 	// The page is served for whatever path no route claims, so a route
-	// always wins over a file of the same name.
+	// always wins over a file of the same name. Only the page is gzipped:
+	// a compressing writer holds events back until its buffer fills, so
+	// the streams must never pass through one, and this chain is the only
+	// place the gzip middleware is.
 	files := static.EmbedFolder(web.FS, web.Root)
-	r.NoRoute(staticFiles(files), notFound(files))
+	r.NoRoute(gzip.Gzip(gzip.DefaultCompression), staticFiles(files), notFound(files))
 	r.NoMethod(func(c *gin.Context) {
 		abortJSON(c, http.StatusMethodNotAllowed,
 			c.Request.Method+" is not allowed here; allowed: "+c.Writer.Header().Get("Allow"))
