@@ -9,6 +9,11 @@ import (
 	"time"
 )
 
+// maxChunk is about the most a stream writes at once. A client that fell
+// behind gets its backlog in writes of this size, each with its own
+// deadline, so a stream never holds more than one chunk in memory.
+const maxChunk = 32 << 10
+
 // ErrBadLastEventID is returned by LastEventID for a value that is not an id
 // this package hands out (a decimal number below 2^53).
 var ErrBadLastEventID = errors.New("sse: invalid last event id")
@@ -111,15 +116,26 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	defer heartbeat.Stop()
 	for {
 		if events, final := s.pending(); len(events) > 0 {
+			// A client that fell behind may have many events waiting:
+			// write them in chunks, so the buffer stays small and each
+			// chunk gets a deadline of its own.
 			buf := s.buf
 			for _, ev := range events {
 				var err error
 				if buf, err = ev.AppendTo(buf); err != nil {
 					return err
 				}
+				if len(buf) >= maxChunk {
+					if err := write(buf); err != nil {
+						return err
+					}
+					buf = s.buf
+				}
 			}
-			if err := write(buf); err != nil {
-				return err
+			if len(buf) > 0 {
+				if err := write(buf); err != nil {
+					return err
+				}
 			}
 			if final {
 				s.sentFinal()
