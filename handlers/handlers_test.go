@@ -12,7 +12,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -643,5 +646,124 @@ func TestIDAsStringAndNumber(t *testing.T) {
 		assert.Equal(t, tc.id, decode(t, resp)["id"])
 		require.NoError(t, s.hub.Remove(tc.id))
 		s.open(t, tc.id, "", nil)
+	}
+}
+
+// TestNoLeaks opens and closes thousands of streams, starts runs and
+// abandons them, removes clients and lets grace periods expire. Afterwards
+// the registry is empty and the goroutine count is back where it started.
+func TestNoLeaks(t *testing.T) {
+	const clients, workers = 2000, 50
+	cfg := hubConfig()
+	cfg.Grace = 20 * time.Millisecond
+	// The server may notice a cut stream after the worker has opened its
+	// next one: the limit is not what this test is about.
+	cfg.MaxStreams = clients
+	s := newServer(t, cfg, time.Millisecond)
+	client := s.Client()
+	before := runtime.NumGoroutine()
+
+	ids := make(chan int)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range ids {
+				if err := s.session(client, i); err != nil {
+					errs <- fmt.Errorf("client %d: %w", i, err)
+				}
+			}
+		})
+	}
+	for i := range clients {
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	require.Eventually(t, func() bool { return s.hub.Stats() == sse.Stats{} }, 5*time.Second, 5*time.Millisecond,
+		"every client is removed or expires: %+v", s.hub.Stats())
+	// Polled here, not with Eventually, whose own goroutines would count.
+	client.CloseIdleConnections()
+	after := runtime.NumGoroutine()
+	for deadline := time.Now().Add(5 * time.Second); after > before && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		after = runtime.NumGoroutine()
+	}
+	assert.LessOrEqual(t, after, before, "goroutines: %d before, %d after", before, after)
+}
+
+// session is one client's life, one of four kinds by i: a stream that is
+// cut at once; a run abandoned mid-way; a run read to its close; a client
+// removed while its stream is open. Grace expiry ends the first three.
+func (s *server) session(client *http.Client, i int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id := "leak-" + strconv.Itoa(i)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/event/push?id="+id, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("push: %s", resp.Status)
+	}
+	r := ssetest.NewReader(resp.Body)
+
+	post := func(method, path, body string) error {
+		req, err := http.NewRequestWithContext(ctx, method, s.URL+path, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		}
+		return nil
+	}
+	read := func(n int) error {
+		for range n {
+			if _, err := r.Next(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	switch i % 4 {
+	case 0: // cut at once
+		return nil
+	case 1: // a run abandoned mid-way
+		if err := post(http.MethodPost, "/event/progress", `{"id":"`+id+`"}`); err != nil {
+			return err
+		}
+		return read(2)
+	case 2: // a run read to its end
+		if err := post(http.MethodPost, "/event/progress", `{"id":"`+id+`"}`); err != nil {
+			return err
+		}
+		return read(22)
+	default: // removed while its stream is open
+		if err := post(http.MethodGet, "/event/remove?id="+id, ""); err != nil {
+			return err
+		}
+		if _, err := r.Next(); !errors.Is(err, io.EOF) {
+			return fmt.Errorf("after remove the stream ends, got %v", err)
+		}
+		return nil
 	}
 }
