@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,14 +170,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		}
 	})
 
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz") //nolint:noctx // a poll with the client's default
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 5*time.Second, 10*time.Millisecond)
+	waitHealthy(t, base)
 
 	resp, err := http.Get(base + "/event/push?id=7") //nolint:noctx // ends with the server
 	require.NoError(t, err)
@@ -193,4 +191,109 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	_, err = r.Next()
 	assert.ErrorIs(t, err, io.EOF, "the stream ends, with no close event")
 	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// TestSIGTERMWithThousandStreams sends the process a real SIGTERM while
+// 1,000 streams are open and their runs going: run returns nil within the
+// 5 s shutdown deadline, and every stream ends without a close event, so
+// that browsers reconnect (to the next instance, if there is one).
+func TestSIGTERMWithThousandStreams(t *testing.T) {
+	const streams = 1000
+	addr := freeAddr(t)
+	// A run lasts 21 ticks, 21 s here: every run is still going when the
+	// signal comes, on however slow a machine.
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"app"}, env(map[string]string{"ADDR": addr, "TICK": "1s"}), io.Discard)
+	}()
+	waitHealthy(t, "http://"+addr)
+
+	// Raw connections: an http.Client would add two goroutines per
+	// connection, and the race detector allows only about 8,000.
+	type result struct {
+		updates int
+		last    string
+		err     error
+	}
+	results := make(chan result, streams)
+	var started sync.WaitGroup
+	started.Add(streams)
+	for i := range streams {
+		body := openRaw(t, addr, "/event/push?id="+strconv.Itoa(i))
+		go func() {
+			r := ssetest.NewReader(body)
+			var res result
+			for {
+				ev, err := r.Next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						res.err = err
+					}
+					results <- res
+					return
+				}
+				if res.updates == 0 {
+					started.Done()
+				}
+				res.updates++
+				res.last = ev.Type
+			}
+		}()
+	}
+	for i := range streams {
+		post, err := http.Post("http://"+addr+"/event/progress", "application/json", //nolint:noctx // short request
+			strings.NewReader(`{"id":`+strconv.Itoa(i)+`}`))
+		require.NoError(t, err)
+		require.NoError(t, post.Body.Close())
+		require.Equal(t, http.StatusAccepted, post.StatusCode)
+	}
+	started.Wait() // every run has sent an update
+
+	start := time.Now()
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return within 10 s of SIGTERM")
+	}
+	took := time.Since(start)
+	assert.Less(t, took, 5*time.Second, "shutdown takes less than its deadline")
+	t.Logf("shutdown with %d streams took %s", streams, took)
+
+	for range streams {
+		res := <-results
+		assert.NoError(t, res.err)
+		assert.Positive(t, res.updates)
+		assert.Equal(t, "update", res.last, "the stream ends without a close event")
+	}
+}
+
+// openRaw sends GET path over a new TCP connection and returns the body of
+// a 200 answer. The connection is closed when the test ends.
+func openRaw(t *testing.T, addr, path string) io.Reader {
+	t.Helper()
+	var d net.Dialer
+	conn, err := d.DialContext(t.Context(), "tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	_, err = io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return resp.Body
+}
+
+func waitHealthy(t *testing.T, base string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/healthz") //nolint:noctx // a poll with the client's default
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 5*time.Second, 10*time.Millisecond)
 }

@@ -761,8 +761,11 @@ func (s *server) session(client *http.Client, i int) error {
 		if err := post(http.MethodGet, "/event/remove?id="+id, ""); err != nil {
 			return err
 		}
-		if _, err := r.Next(); !errors.Is(err, io.EOF) {
-			return fmt.Errorf("after remove the stream ends, got %v", err)
+		switch _, err := r.Next(); {
+		case err == nil:
+			return errors.New("the stream goes on after remove")
+		case !errors.Is(err, io.EOF):
+			return fmt.Errorf("after remove: %w", err)
 		}
 		return nil
 	}
