@@ -39,10 +39,11 @@ cover:
 	$(GO) test -race -count=1 -coverprofile=cover.out ./...
 	$(GO) tool cover -func=cover.out | tail -n 1
 
-# fuzz: fuzz the event encoder for FUZZTIME (default 30s); its seeds run in make test
+# fuzz: fuzz each target for FUZZTIME (default 30s); the corpus in sse/testdata runs in make test
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzEventRoundTrip -fuzztime $(FUZZTIME) ./sse
+	$(GO) test -run '^$$' -fuzz '^FuzzEventRoundTrip$$' -fuzztime $(FUZZTIME) ./sse
+	$(GO) test -run '^$$' -fuzz '^FuzzCommentAndRetry$$' -fuzztime $(FUZZTIME) ./sse
 
 # fmt: format the code
 fmt:

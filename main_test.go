@@ -297,3 +297,45 @@ func waitHealthy(t *testing.T, base string) {
 		return resp.StatusCode == http.StatusOK
 	}, 5*time.Second, 10*time.Millisecond)
 }
+
+// TestServerLimits sends what never reaches a handler: bytes that are not
+// HTTP and headers over MaxHeaderBytes. net/http answers those itself, with
+// a plain-text 4xx, and the server goes on serving.
+func TestServerLimits(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"app"}, env(map[string]string{"ADDR": addr}), io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	waitHealthy(t, "http://"+addr)
+
+	for name, tc := range map[string]struct {
+		request string
+		status  int
+	}{
+		"garbage":                {"\x00\x01\x02 garbage \xff\xfe\r\n\r\n", http.StatusBadRequest},
+		"no method":              {" / HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusBadRequest},
+		"bad header line":        {"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", http.StatusBadRequest},
+		"HTTP/1.1 without Host":  {"GET / HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		"headers over 64 KiB":    {"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+		"request line of 70 KiB": {"GET /event/push?id=" + strings.Repeat("a", 70<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var d net.Dialer
+			conn, err := d.DialContext(t.Context(), "tcp", addr)
+			require.NoError(t, err)
+			defer func() { _ = conn.Close() }()
+			require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+			_, err = io.WriteString(conn, tc.request)
+			require.NoError(t, err)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			require.NoError(t, err)
+			defer func() { _ = resp.Body.Close() }()
+			assert.Equal(t, tc.status, resp.StatusCode)
+		})
+	}
+	waitHealthy(t, "http://"+addr) // the server goes on
+}

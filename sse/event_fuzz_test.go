@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"gin-sse-progress/internal/ssetest"
 	"gin-sse-progress/sse"
@@ -67,4 +68,33 @@ func FuzzEventRoundTrip(f *testing.F) {
 
 func normalizeBreaks(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
+
+// FuzzCommentAndRetry checks the two blocks that are not events: a comment
+// of any text stays comments, one per line, with no event and no field, and
+// a retry block reads back as the milliseconds it was given.
+func FuzzCommentAndRetry(f *testing.F) {
+	f.Add("ping", uint32(3000))
+	f.Add("", uint32(0))
+	f.Add("a\nb\rc\r\nd", uint32(1))
+	f.Add("\ndata: injected\n\nevent: evil\n", uint32(1500))
+	f.Add("retry: 1", uint32(7))
+	f.Fuzz(func(t *testing.T, text string, ms uint32) {
+		wire := sse.AppendComment(nil, text)
+		wire = sse.AppendRetry(wire, time.Duration(ms)*time.Millisecond)
+
+		events, r, err := ssetest.Parse(wire)
+		if err != nil {
+			t.Fatalf("parse %q: %v", wire, err)
+		}
+		if len(events) != 0 {
+			t.Fatalf("%q parsed to events %q", wire, events)
+		}
+		if lines := strings.Count(normalizeBreaks(text), "\n") + 1; r.Comments != lines {
+			t.Fatalf("%q held %d comments, want %d", wire, r.Comments, lines)
+		}
+		if r.Retry != int64(ms) {
+			t.Fatalf("%q set retry %d, want %d", wire, r.Retry, ms)
+		}
+	})
 }
