@@ -8,7 +8,7 @@ LINT_VERSION  := v2.15.0
 LINT          := $(GOBIN)/golangci-lint
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test e2e screenshot cover fuzz fmt fmt-check vet lint tidy check
+.PHONY: help run build test e2e screenshot microbench cover fuzz fmt fmt-check vet lint tidy check
 
 # help: list the targets
 help:
@@ -33,6 +33,10 @@ e2e:
 # screenshot: refresh docs/screenshot.png from the e2e run (a CJK font draws the 中文 button)
 screenshot:
 	$(GO) test -tags e2e -count=1 -run '^TestScreenshot$$' ./e2e -args -screenshot=$(CURDIR)/docs/screenshot.png
+
+# microbench: Go benchmarks of the hot paths, with allocations
+microbench:
+	$(GO) test -run '^$$' -bench . -benchmem ./sse
 
 # cover: tests with coverage, summary per function
 cover:
