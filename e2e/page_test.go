@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -229,8 +230,7 @@ func checkRun(t *testing.T, id string, fs []frame) {
 
 func mustAtoi(t *testing.T, s string) int {
 	t.Helper()
-	var n int
-	_, err := fmt.Sscan(s, &n)
+	n, err := strconv.Atoi(s)
 	require.NoError(t, err, "id %q", s)
 	return n
 }
