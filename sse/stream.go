@@ -11,7 +11,8 @@ import (
 
 // maxChunk is about the most a stream writes at once. A client that fell
 // behind gets its backlog in writes of this size, each with its own
-// deadline, so a stream never holds more than one chunk in memory.
+// deadline, so a stream's buffer stays near one chunk (plus one event)
+// however far behind it is.
 const maxChunk = 32 << 10
 
 // ErrBadLastEventID is returned by LastEventID for a value that is not an id
@@ -51,7 +52,7 @@ type Stream struct {
 	// then writes every event logged since its last write.
 	wake chan struct{}
 	// gone is closed when the stream must end: replaced by a newer stream,
-	// its client removed, or the hub closed. ended, guarded by Hub.mu,
+	// disconnected, its client removed, or the hub closed. ended, guarded by Hub.mu,
 	// makes sure it is closed once.
 	gone  chan struct{}
 	ended bool

@@ -146,7 +146,6 @@
   let run = null;
   let previousId = null; // the id of the last event, as a number
   let lostAt = null; // when the stream was lost, until the browser is back
-  let lostId = ""; // the last id before the loss: the reconnect sends it
   let reconnectCount = 0;
 
   const showState = () => {
@@ -192,7 +191,12 @@
       } else {
         reconnectCount++;
         reconnects.textContent = String(reconnectCount);
-        showMark("open", "reopened", { ms: Math.round(performance.now() - lostAt), id: lostId || "–" });
+        // No event arrives while the stream is down: the last id seen is
+        // the one the browser sent as Last-Event-ID.
+        showMark("open", "reopened", {
+          ms: Math.round(performance.now() - lostAt),
+          id: previousId === null ? "–" : String(previousId),
+        });
         lostAt = null;
       }
       showState();
@@ -203,7 +207,6 @@
         showMark("error", "failed");
       } else if (lostAt === null) {
         lostAt = performance.now();
-        lostId = previousId === null ? "" : String(previousId);
         showMark("error", "lost");
       }
       showState();
