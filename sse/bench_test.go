@@ -3,6 +3,8 @@ package sse_test
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +13,13 @@ import (
 
 // update is an update event as the progress run sends it.
 var update = sse.Event{Name: "update", ID: "17", Data: `{"id":"1700000000000","count":80}`}
+
+func benchConfig() sse.Config {
+	return sse.Config{
+		Retry: time.Second, Heartbeat: time.Hour, Grace: time.Minute,
+		MaxStreams: 1 << 20, WriteTimeout: time.Second,
+	}
+}
 
 func BenchmarkEventAppendTo(b *testing.B) {
 	b.ReportAllocs()
@@ -32,44 +41,166 @@ func TestAppendToAllocatesNothing(t *testing.T) {
 	}
 }
 
+// served is a stream being served to a flushWriter, and the run that
+// publishes to it. The run sends what it is given on send and finishes when
+// send is closed.
+type served struct {
+	w    *flushWriter
+	send chan string
+	done chan error // Serve's result
+}
+
+// serve attaches a stream for client id, serves it, starts a run and waits
+// for the stream's first flush, the retry block.
+func serve(tb testing.TB, hub *sse.Hub, id string, last uint64) *served {
+	tb.Helper()
+	stream, detach, err := hub.Attach(id, last)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &served{
+		w:    &flushWriter{header: http.Header{}, flushed: make(chan struct{}, 1)},
+		send: make(chan string),
+		done: make(chan error, 1),
+	}
+	go func() {
+		defer detach()
+		s.done <- stream.Serve(context.Background(), s.w)
+	}()
+	<-s.w.flushed
+	err = hub.Start(id, func(_ context.Context, r *sse.Run) {
+		for data := range s.send {
+			_ = r.Send(update.Name, data)
+		}
+		_ = r.Finish("close", "done")
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// update publishes one update and waits until the stream has flushed it.
+func (s *served) update() {
+	s.send <- update.Data
+	<-s.w.flushed
+}
+
+// finish ends the run; the stream returns once it has written the close.
+func (s *served) finish(tb testing.TB) {
+	tb.Helper()
+	close(s.send)
+	<-s.w.flushed
+	if err := <-s.done; err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // BenchmarkStreamUpdate measures an update from Run.Send to the stream's
 // flush: the publish under the hub's lock, the wake-up, and Serve encoding
-// and writing the event.
+// and writing the event. Its bytes per op are the run's log doubling as it
+// grows, spread over the updates.
 func BenchmarkStreamUpdate(b *testing.B) {
-	hub := sse.NewHub(sse.Config{
-		Retry: time.Second, Heartbeat: time.Hour, Grace: time.Minute,
-		MaxStreams: 1, WriteTimeout: time.Second,
-	})
+	hub := sse.NewHub(benchConfig())
 	defer hub.Close()
-	stream, detach, err := hub.Attach("a", 0)
+	s := serve(b, hub, "a", 0)
+
+	b.ReportAllocs()
+	for b.Loop() {
+		s.update()
+	}
+	b.StopTimer()
+	s.finish(b)
+}
+
+// TestStreamUpdateAllocatesNothing shows the steady state of a stream: once
+// the run's log has room, an update from Send to Flush allocates nothing.
+// A client's next run gets a log the size of its last one, so the second
+// run here never grows its log.
+func TestStreamUpdateAllocatesNothing(t *testing.T) {
+	hub := sse.NewHub(benchConfig())
+	defer hub.Close()
+
+	first := serve(t, hub, "a", 0)
+	for range 2000 {
+		first.update()
+	}
+	first.finish(t)
+
+	second := serve(t, hub, "a", 0)
+	allocs := testing.AllocsPerRun(1000, second.update)
+	second.finish(t)
+	if allocs != 0 {
+		t.Fatalf("an update allocates %v times per event from Send to Flush", allocs)
+	}
+}
+
+// BenchmarkAttach measures a reconnect: a stream attached to a known client
+// in place of the one it had, and detached.
+func BenchmarkAttach(b *testing.B) {
+	hub := sse.NewHub(benchConfig())
+	defer hub.Close()
+	_, detach, err := hub.Attach("a", 0)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer detach()
-	runs := make(chan *sse.Run, 1)
-	if err := hub.Start("a", func(ctx context.Context, r *sse.Run) { runs <- r; <-ctx.Done() }); err != nil {
-		b.Fatal(err)
-	}
-	run := <-runs
-
-	w := &flushWriter{header: http.Header{}, flushed: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- stream.Serve(ctx, w) }()
-	<-w.flushed // the retry block
 
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := run.Send(update.Name, update.Data); err != nil {
+		_, detach, err := hub.Attach("a", 0)
+		if err != nil {
 			b.Fatal(err)
 		}
-		<-w.flushed
+		detach()
 	}
-	b.StopTimer()
-	cancel()
-	if err := <-served; err != nil {
-		b.Fatal(err)
+}
+
+// BenchmarkRun measures a whole run of 21 updates and a close, as the page
+// starts it, on one stream: Start, the publishes, and the stream writing
+// each event.
+func BenchmarkRun(b *testing.B) {
+	hub := sse.NewHub(benchConfig())
+	defer hub.Close()
+
+	b.ReportAllocs()
+	for b.Loop() {
+		s := serve(b, hub, "a", 0)
+		for range 21 {
+			s.update()
+		}
+		s.finish(b)
 	}
+}
+
+// BenchmarkPublishParallel measures publishing from many runs at once, with
+// no stream attached: the cost of the hub's one lock under contention.
+func BenchmarkPublishParallel(b *testing.B) {
+	hub := sse.NewHub(benchConfig())
+	defer hub.Close()
+	var clients atomic.Int64
+
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		id := strconv.FormatInt(clients.Add(1), 10)
+		if _, _, err := hub.Attach(id, 0); err != nil {
+			b.Error(err)
+			return
+		}
+		runs := make(chan *sse.Run, 1)
+		err := hub.Start(id, func(ctx context.Context, r *sse.Run) { runs <- r; <-ctx.Done() })
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		run := <-runs
+		for pb.Next() {
+			if err := run.Send(update.Name, update.Data); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // flushWriter is a ResponseWriter that throws the bytes away and reports

@@ -51,16 +51,21 @@ func (e Event) AppendTo(dst []byte) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return dst, err
 	}
-	if e.Name != "" {
-		dst = appendField(dst, "event", e.Name)
+	return appendEvent(dst, e.Name, e.ID, e.Data), nil
+}
+
+// appendEvent appends the block of an event whose name and id are valid.
+func appendEvent(dst []byte, name, id, data string) []byte {
+	if name != "" {
+		dst = appendField(dst, "event", name)
 	}
-	if e.ID != "" {
-		dst = appendField(dst, "id", e.ID)
+	if id != "" {
+		dst = appendField(dst, "id", id)
 	}
 	// Every event has at least one data line: the browser drops an event
 	// whose data buffer is empty, whatever its name.
-	dst = appendLines(dst, "data", e.Data)
-	return append(dst, '\n'), nil
+	dst = appendLines(dst, "data", data)
+	return append(dst, '\n')
 }
 
 // WriteTo writes the wire form of e to w in a single Write call.

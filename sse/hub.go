@@ -76,10 +76,10 @@ type client struct {
 	id string
 
 	// log holds the events of the current run, the last of them numbered
-	// next-1. A new run starts a new slice rather than reusing the old
-	// one, so a stream may read a prefix of log outside the lock: appends
-	// only ever write past it.
-	log  []Event
+	// next-1; an event's sequence number is its id. A new run starts a new
+	// slice rather than reusing the old one, so a stream may read a prefix
+	// of log outside the lock: appends only ever write past it.
+	log  []entry
 	next uint64 // sequence number of the next event
 	// finished is set when the current run has sent its final event, and
 	// finalSent once a stream has written that event.
@@ -92,6 +92,19 @@ type client struct {
 	// late can tell whether it still belongs to the current detach.
 	gen    uint64
 	expiry *time.Timer
+}
+
+// entry is an event of a client's log. Its id is its sequence number, which
+// the stream formats as it writes it, so logging an event formats nothing.
+type entry struct {
+	name, data string
+}
+
+// appendTo appends the event's block, with seq as its id, to dst. The id is
+// formatted into a small array on the stack, so nothing is allocated.
+func (e entry) appendTo(dst []byte, seq uint64) []byte {
+	var id [20]byte // the digits of the largest uint64
+	return appendEvent(dst, e.name, string(strconv.AppendUint(id[:0], seq, 10)), e.data)
 }
 
 // first returns the sequence number of log[0].
@@ -237,7 +250,9 @@ func (h *Hub) Start(id string, fn RunFunc) error {
 	if c.run != nil {
 		return ErrRunning
 	}
-	c.log = nil // a new array: streams may still be reading the old one
+	// A new array, since streams may still be reading the old one. It is
+	// made as large as the last run's, the likely size of this one.
+	c.log = make([]entry, 0, cap(c.log))
 	c.finished = false
 	c.finalSent = false
 
@@ -360,7 +375,7 @@ func (r *Run) publish(name, data string, final bool) error {
 	if c.run != r || c.finished {
 		return nil // stopped: removed, expired, or the hub closed
 	}
-	c.log = append(c.log, Event{Name: name, ID: strconv.FormatUint(c.next, 10), Data: data})
+	c.log = append(c.log, entry{name: name, data: data})
 	c.next++
 	c.finished = final
 	if c.stream != nil {

@@ -2,6 +2,7 @@ package sse
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,16 @@ func assertLive(t *testing.T, s *Stream) {
 	}
 }
 
+// pending returns what s.pending returns, as the events a reader would see.
+func pending(s *Stream) (events []Event, final bool) {
+	seq, entries, final := s.pending()
+	for i, e := range entries {
+		id := strconv.FormatUint(seq+uint64(i), 10)
+		events = append(events, Event{Name: e.name, ID: id, Data: e.data})
+	}
+	return events, final
+}
+
 func ids(events []Event) []string {
 	out := make([]string, len(events))
 	for i, ev := range events {
@@ -127,7 +138,7 @@ func TestAttachRegistersClient(t *testing.T) {
 	defer detach()
 
 	assert.Equal(t, Stats{Clients: 1, Streams: 1}, h.Stats())
-	events, final := s.pending()
+	events, final := pending(s)
 	assert.Empty(t, events)
 	assert.False(t, final)
 }
@@ -150,7 +161,7 @@ func TestSecondAttachReplacesStream(t *testing.T) {
 	assert.Equal(t, Stats{Clients: 1, Streams: 1, Runs: 1}, h.Stats())
 
 	// The run and its events carried over to the new stream.
-	events, _ := s.pending()
+	events, _ := pending(s)
 	assert.Equal(t, []string{"1"}, ids(events))
 	run.send(t, "update", "2")
 	assertWoken(t, s)
@@ -217,12 +228,12 @@ func TestRunEventsAreNumberedAndFinal(t *testing.T) {
 	run.send(t, "update", "0")
 	run.send(t, "update", "5")
 	assertWoken(t, s)
-	events, final := s.pending()
+	events, final := pending(s)
 	assert.Equal(t, []Event{{Name: "update", ID: "1", Data: "0"}, {Name: "update", ID: "2", Data: "5"}}, events)
 	assert.False(t, final)
 
 	run.send(t, "final:close", "done")
-	events, final = s.pending()
+	events, final = pending(s)
 	assert.Equal(t, []Event{{Name: "close", ID: "3", Data: "done"}}, events)
 	assert.True(t, final)
 }
@@ -238,13 +249,13 @@ func TestAttachResumesAfterLastEventID(t *testing.T) {
 	detach()
 
 	s, detach := attach(t, h, "a", 1)
-	events, _ := s.pending()
+	events, _ := pending(s)
 	assert.Equal(t, []string{"2", "3"}, ids(events))
 	detach()
 
 	s, detach = attach(t, h, "a", 0)
 	defer detach()
-	events, _ = s.pending()
+	events, _ = pending(s)
 	assert.Equal(t, []string{"1", "2", "3"}, ids(events), "no Last-Event-ID: the whole run")
 }
 
@@ -261,7 +272,7 @@ func TestAttachAfterFinalEvent(t *testing.T) {
 	// without Last-Event-ID gets the whole run.
 	detach()
 	s, detach := attach(t, h, "a", 0)
-	events, final := s.pending()
+	events, final := pending(s)
 	assert.Equal(t, []string{"1", "2"}, ids(events))
 	assert.True(t, final)
 	s.sentFinal()
@@ -271,20 +282,20 @@ func TestAttachAfterFinalEvent(t *testing.T) {
 	assert.ErrorIs(t, err, ErrFinished, "the client named the final event")
 
 	s, detach = attach(t, h, "a", 1)
-	events, final = s.pending()
+	events, final = pending(s)
 	assert.Equal(t, []string{"2"}, ids(events), "the client missed the final event")
 	assert.True(t, final)
 	detach()
 
 	s, detach = attach(t, h, "a", 0)
 	defer detach()
-	events, _ = s.pending()
+	events, _ = pending(s)
 	assert.Empty(t, events, "a fresh stream after the run was delivered waits for the next run")
 
 	next := newScripted()
 	require.NoError(t, h.Start("a", next.run))
 	next.send(t, "update", "0")
-	events, _ = s.pending()
+	events, _ = pending(s)
 	assert.Equal(t, []string{"3"}, ids(events), "ids go on increasing across runs")
 	next.send(t, "final:close", "")
 }
@@ -297,7 +308,7 @@ func TestNewClientContinuesNumbering(t *testing.T) {
 	run := newScripted()
 	require.NoError(t, h.Start("a", run.run))
 	run.send(t, "update", "0")
-	events, _ := s.pending()
+	events, _ := pending(s)
 	assert.Equal(t, []string{"42"}, ids(events))
 	run.send(t, "final:close", "")
 }
@@ -360,7 +371,7 @@ func TestDisconnectKeepsClientAndRun(t *testing.T) {
 	run.send(t, "update", "10")
 	s, detach = attach(t, h, "a", 1)
 	defer detach()
-	events, _ := s.pending()
+	events, _ := pending(s)
 	assert.Equal(t, []string{"2", "3"}, ids(events), "the reconnect resumes after its Last-Event-ID")
 }
 
@@ -398,6 +409,6 @@ func TestRunStoppedPublishesNothing(t *testing.T) {
 	assert.ErrorIs(t, r.Send("bad\nname", ""), ErrInvalidField)
 	s, detach2 := attach(t, h, "a", 0)
 	defer detach2()
-	events, _ := s.pending()
+	events, _ := pending(s)
 	assert.Empty(t, events)
 }

@@ -116,16 +116,13 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	heartbeat := time.NewTicker(cfg.Heartbeat)
 	defer heartbeat.Stop()
 	for {
-		if events, final := s.pending(); len(events) > 0 {
+		if seq, events, final := s.pending(); len(events) > 0 {
 			// A client that fell behind may have many events waiting:
 			// write them in chunks, so the buffer stays small and each
 			// chunk gets a deadline of its own.
 			buf := s.buf
-			for _, ev := range events {
-				var err error
-				if buf, err = ev.AppendTo(buf); err != nil {
-					return err
-				}
+			for i, ev := range events {
+				buf = ev.appendTo(buf, seq+uint64(i))
 				if len(buf) >= maxChunk {
 					if err := write(buf); err != nil {
 						return err
@@ -159,10 +156,10 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	}
 }
 
-// pending returns the logged events the stream has not yet written and
-// advances its cursor past them. final reports that the last of them is the
-// run's final event.
-func (s *Stream) pending() (events []Event, final bool) {
+// pending returns the logged events the stream has not yet written, the
+// first of them numbered seq, and advances its cursor past them. final
+// reports that the last of them is the run's final event.
+func (s *Stream) pending() (seq uint64, events []entry, final bool) {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 
@@ -172,12 +169,12 @@ func (s *Stream) pending() (events []Event, final bool) {
 		s.cursor = first // a new run began: all of its events are new
 	}
 	if s.cursor >= c.next {
-		return nil, false
+		return 0, nil, false
 	}
 	// The slice is read after the lock is released; see client.log.
-	events = c.log[s.cursor-first:]
+	seq, events = s.cursor, c.log[s.cursor-first:]
 	s.cursor = c.next
-	return events, c.finished
+	return seq, events, c.finished
 }
 
 // sentFinal records that the run's final event has been written, so that a
