@@ -107,6 +107,9 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 		return rc.Flush()
 	}
 
+	// Room for a small event, so that the buffer is allocated once rather
+	// than grown by doubling from a few bytes; a backlog grows it.
+	s.buf = make([]byte, 0, 256)
 	// The headers alone may sit in a buffer; the first line makes the
 	// browser's open event fire before there is any event to send.
 	if err := write(AppendRetry(s.buf, cfg.Retry)); err != nil {
