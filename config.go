@@ -21,6 +21,7 @@ type config struct {
 	hub          sse.Config
 	logLevel     slog.Level
 	allowOrigins origins
+	pprofAddr    string
 }
 
 // usageError is a bad flag or environment value: exit status 2.
@@ -64,6 +65,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Var(&cfg.allowOrigins, "allow-origin",
 		"comma-separated `origins` whose pages may use the API, with credentials (default: same origin only) [$ALLOW_ORIGIN]")
 	env["allow-origin"] = "ALLOW_ORIGIN"
+	fs.StringVar(&cfg.pprofAddr, "pprof", cfg.pprofAddr,
+		"serve the runtime profiles of net/http/pprof at `address`, such as 127.0.0.1:6060 (default: off) [$PPROF]")
+	env["pprof"] = "PPROF"
 
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -90,6 +91,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
+	if cfg.pprofAddr != "" {
+		stopProfiles, err := serveProfiles(ctx, cfg.pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopProfiles()
+	}
+
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
@@ -109,4 +118,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// serveProfiles serves net/http/pprof's runtime profiles on a listener of
+// their own, kept apart from the public address. stop closes it and waits
+// for its goroutine.
+func serveProfiles(ctx context.Context, addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for -pprof: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln) // returns ErrServerClosed once stop closes it
+	}()
+	return func() {
+		srv.Close() //nolint:errcheck // profiles in progress are cut on purpose
+		<-done
+	}, nil
 }

@@ -78,6 +78,10 @@ func TestParseConfigFlagsAndEnvironment(t *testing.T) {
 			}},
 		{"allowed origins from env", nil, map[string]string{"ALLOW_ORIGIN": "https://a.example"},
 			func(t *testing.T, c config) { assert.Equal(t, origins{"https://a.example"}, c.allowOrigins) }},
+		{"profiles off by default", nil, nil,
+			func(t *testing.T, c config) { assert.Empty(t, c.pprofAddr) }},
+		{"profiles from env", nil, map[string]string{"PPROF": "127.0.0.1:6060"},
+			func(t *testing.T, c config) { assert.Equal(t, "127.0.0.1:6060", c.pprofAddr) }},
 		{"no origins by default", nil, nil,
 			func(t *testing.T, c config) { assert.Empty(t, c.allowOrigins) }},
 	}
@@ -152,6 +156,33 @@ func freeAddr(t *testing.T) string {
 // TestRunServesAndShutsDown starts the program as main does, opens a stream
 // and starts a run, then stops it: run returns nil within the shutdown
 // deadline and the stream ends without a close event.
+func TestRunServesProfilesApart(t *testing.T) {
+	addr, profiles := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"app", "-pprof", profiles}, env(map[string]string{"ADDR": addr}), io.Discard)
+	}()
+	waitHealthy(t, "http://"+addr)
+
+	for base, want := range map[string]int{"http://" + profiles: http.StatusOK, "http://" + addr: http.StatusNotFound} {
+		resp, err := http.Get(base + "/debug/pprof/goroutine?debug=1") //nolint:noctx // short request
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, want, resp.StatusCode, base)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return")
+	}
+	_, err := net.DialTimeout("tcp", profiles, time.Second) //nolint:noctx // a refused dial is the point
+	assert.Error(t, err, "the profiles' listener is closed with the server")
+}
+
 func TestRunServesAndShutsDown(t *testing.T) {
 	addr := freeAddr(t)
 	base := "http://" + addr
