@@ -8,7 +8,7 @@ LINT_VERSION  := v2.15.0
 LINT          := $(GOBIN)/golangci-lint
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test e2e screenshot microbench cover fuzz fmt fmt-check vet lint tidy check
+.PHONY: help run build test e2e screenshot bench microbench cover fuzz fmt fmt-check vet lint tidy check
 
 # help: list the targets
 help:
@@ -33,6 +33,14 @@ e2e:
 # screenshot: refresh docs/screenshot.png from the e2e run (a CJK font draws the 中文 button)
 screenshot:
 	$(GO) test -tags e2e -count=1 -run '^TestScreenshot$$' ./e2e -args -screenshot=$(CURDIR)/docs/screenshot.png
+
+# bench: load test: CLIENTS streams with a run each, on this server and on a bare net/http one
+CLIENTS ?= 1000 10000
+SERVERS ?= gin-sse-progress baseline
+RATE    ?= 1000
+TICK    ?= 1s
+bench:
+	CLIENTS="$(CLIENTS)" SERVERS="$(SERVERS)" RATE="$(RATE)" TICK="$(TICK)" GO="$(GO)" sh scripts/bench.sh
 
 # microbench: Go benchmarks of the hot paths, with allocations
 microbench:

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"gin-sse-progress/handlers"
+	"gin-sse-progress/sse"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// measureAgainst runs the generator against srv, with this process as the
+// server's pid, and returns its JSON result.
+func measureAgainst(t *testing.T, srv *httptest.Server, clients int) result {
+	t.Helper()
+	var stdout bytes.Buffer
+	args := []string{"loadgen", "-url", srv.URL, "-c", strconv.Itoa(clients), "-rate", "2000",
+		"-tick", "5ms", "-pid", strconv.Itoa(os.Getpid()), "-timeout", "30s", "-label", "test"}
+	require.NoError(t, run(context.Background(), args, &stdout, io.Discard))
+
+	lines := bytes.Split(bytes.TrimSpace(stdout.Bytes()), []byte("\n"))
+	var res result
+	require.NoError(t, json.Unmarshal(lines[len(lines)-1], &res), "the last line is the JSON result")
+	assert.Contains(t, stdout.String(), "updates received / expected", "the table comes first")
+	return res
+}
+
+func TestMeasuresTheServer(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	hub := sse.NewHub(sse.Config{
+		Retry: time.Second, Heartbeat: time.Minute, Grace: time.Minute,
+		MaxStreams: 1000, WriteTimeout: 5 * time.Second,
+	})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(handlers.New(logger, hub, handlers.Options{
+		Progress: handlers.Progress{Tick: 5 * time.Millisecond, Step: 5},
+		Retry:    time.Second,
+	}))
+	defer srv.Close()
+	defer hub.Close()
+
+	res := measureAgainst(t, srv, 200)
+	assert.True(t, res.Complete, "%+v", res)
+	assert.Equal(t, 200, res.Connected)
+	assert.Equal(t, 200, res.Runs)
+	assert.Equal(t, 200*21, res.Updates)
+	assert.Equal(t, 200, res.Closes)
+	assert.Zero(t, res.OutOfOrder+res.Duplicates+res.Foreign+res.Errors)
+	assert.Positive(t, res.RSSOpen, "memory is read from /proc")
+	assert.Positive(t, res.GapDevMax, "gaps are measured")
+	assert.Less(t, res.GapDevP50, 5.0, "the gaps are about one tick")
+	assert.Positive(t, res.FirstP99)
+}
+
+// TestFindsWhatIsWrong serves runs that skip the count 50, repeat 70 and
+// send 90 before 85: the generator must see each.
+func TestFindsWhatIsWrong(t *testing.T) {
+	var mu sync.Mutex
+	runs := map[string]chan struct{}{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /event/push", func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		start := make(chan struct{})
+		mu.Lock()
+		runs[id] = start
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.(http.Flusher).Flush()
+		select {
+		case <-start:
+		case <-r.Context().Done():
+			return
+		}
+		for _, count := range []int{0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 55, 60, 65, 70, 70, 75, 80, 90, 85, 95, 100} {
+			if _, err := fmt.Fprintf(w, "event: update\ndata: {\"id\":%q,\"count\":%d}\n\n", id, count); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "event: close\ndata: {}\n\n") // the stream ends here either way
+	})
+	mux.HandleFunc("POST /event/progress", func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ ID string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		close(runs[body.ID])
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	res := measureAgainst(t, srv, 3)
+	assert.False(t, res.Complete)
+	assert.Equal(t, 3*20, res.Updates, "50 is missing")
+	assert.Equal(t, 3, res.Duplicates, "70 twice")
+	assert.Equal(t, 3, res.OutOfOrder, "85 after 90")
+	assert.Equal(t, 3, res.Closes)
+}
