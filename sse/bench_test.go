@@ -3,6 +3,7 @@ package sse_test
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -45,6 +46,7 @@ func TestAppendToAllocatesNothing(t *testing.T) {
 // publishes to it. The run sends what it is given on send and finishes when
 // send is closed.
 type served struct {
+	hub  *sse.Hub
 	w    *flushWriter
 	send chan string
 	done chan error // Serve's result
@@ -59,6 +61,7 @@ func serve(tb testing.TB, hub *sse.Hub, id string, last uint64) *served {
 		tb.Fatal(err)
 	}
 	s := &served{
+		hub:  hub,
 		w:    &flushWriter{header: http.Header{}, flushed: make(chan struct{}, 1)},
 		send: make(chan string),
 		done: make(chan error, 1),
@@ -86,13 +89,17 @@ func (s *served) update() {
 	<-s.w.flushed
 }
 
-// finish ends the run; the stream returns once it has written the close.
+// finish ends the run and returns once the stream has written the close
+// and the hub has let the run go, so the client can start another.
 func (s *served) finish(tb testing.TB) {
 	tb.Helper()
 	close(s.send)
 	<-s.w.flushed
 	if err := <-s.done; err != nil {
 		tb.Fatal(err)
+	}
+	for s.hub.Stats().Runs > 0 {
+		runtime.Gosched()
 	}
 }
 
