@@ -153,45 +153,16 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// TestRunServesAndShutsDown starts the program as main does, opens a stream
-// and starts a run, then stops it: run returns nil within the shutdown
-// deadline and the stream ends without a close event.
-func TestRunServesProfilesApart(t *testing.T) {
-	addr, profiles := freeAddr(t), freeAddr(t)
+// startRun runs the program, as main does, with args and the environment
+// vars (ADDR among them), and waits until it serves. stop cancels it and
+// asserts that run returns nil within 10 s; it runs at the test's end if
+// the test has not called it.
+func startRun(t *testing.T, args []string, vars map[string]string) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"app", "-pprof", profiles}, env(map[string]string{"ADDR": addr}), io.Discard)
-	}()
-	waitHealthy(t, "http://"+addr)
-
-	for base, want := range map[string]int{"http://" + profiles: http.StatusOK, "http://" + addr: http.StatusNotFound} {
-		resp, err := http.Get(base + "/debug/pprof/goroutine?debug=1") //nolint:noctx // short request
-		require.NoError(t, err)
-		require.NoError(t, resp.Body.Close())
-		assert.Equal(t, want, resp.StatusCode, base)
-	}
-
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return")
-	}
-	_, err := net.DialTimeout("tcp", profiles, time.Second) //nolint:noctx // a refused dial is the point
-	assert.Error(t, err, "the profiles' listener is closed with the server")
-}
-
-func TestRunServesAndShutsDown(t *testing.T) {
-	addr := freeAddr(t)
-	base := "http://" + addr
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"app"}, env(map[string]string{"ADDR": addr, "TICK": "1h"}), io.Discard)
-	}()
-	t.Cleanup(func() {
+	go func() { done <- run(ctx, append([]string{"app"}, args...), env(vars), io.Discard) }()
+	stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -200,8 +171,37 @@ func TestRunServesAndShutsDown(t *testing.T) {
 			t.Error("run did not return")
 		}
 	})
+	t.Cleanup(stop)
+	waitHealthy(t, "http://"+vars["ADDR"])
+	return stop
+}
 
-	waitHealthy(t, base)
+// TestRunServesProfilesApart serves -pprof on its own address: the
+// profiles are there and not on the public one, and their listener closes
+// with the server.
+func TestRunServesProfilesApart(t *testing.T) {
+	addr, profiles := freeAddr(t), freeAddr(t)
+	stop := startRun(t, []string{"-pprof", profiles}, map[string]string{"ADDR": addr})
+
+	for base, want := range map[string]int{"http://" + profiles: http.StatusOK, "http://" + addr: http.StatusNotFound} {
+		resp, err := http.Get(base + "/debug/pprof/goroutine?debug=1") //nolint:noctx // short request
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		assert.Equal(t, want, resp.StatusCode, base)
+	}
+
+	stop()
+	_, err := net.DialTimeout("tcp", profiles, time.Second) //nolint:noctx // a refused dial is the point
+	assert.Error(t, err, "the profiles' listener is closed with the server")
+}
+
+// TestRunServesAndShutsDown starts the program as main does, opens a stream
+// and starts a run, then stops it: run returns nil within the shutdown
+// deadline and the stream ends without a close event.
+func TestRunServesAndShutsDown(t *testing.T) {
+	addr := freeAddr(t)
+	base := "http://" + addr
+	stop := startRun(t, nil, map[string]string{"ADDR": addr, "TICK": "1h"})
 
 	resp, err := http.Get(base + "/event/push?id=7") //nolint:noctx // ends with the server
 	require.NoError(t, err)
@@ -218,7 +218,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	assert.Equal(t, `{"id":"7","count":0}`, ev.Data)
 
 	start := time.Now()
-	cancel()
+	stop()
 	_, err = r.Next()
 	assert.ErrorIs(t, err, io.EOF, "the stream ends, with no close event")
 	assert.Less(t, time.Since(start), 5*time.Second)
@@ -334,14 +334,7 @@ func waitHealthy(t *testing.T, base string) {
 // a plain-text 4xx, and the server goes on serving.
 func TestServerLimits(t *testing.T) {
 	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"app"}, env(map[string]string{"ADDR": addr}), io.Discard) }()
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-	})
-	waitHealthy(t, "http://"+addr)
+	startRun(t, nil, map[string]string{"ADDR": addr})
 
 	for name, tc := range map[string]struct {
 		request string

@@ -38,7 +38,6 @@ type client struct {
 	// Set by read. arrived[i] is when the update with count i*step came,
 	// or 0.
 	arrived    []time.Duration
-	received   int // updates, duplicates included
 	outOfOrder int // updates whose count is below one already seen
 	duplicates int // updates whose count was seen before
 	foreign    int // updates for another client's id
@@ -143,7 +142,6 @@ func (c *client) read(since func() time.Duration, step int) {
 // update records one update event that arrived at t. Its data must be
 // prefix, a count and a closing brace.
 func (c *client) update(t time.Duration, data, prefix []byte, step int, top *int) {
-	c.received++
 	digits, ok := bytes.CutPrefix(data, prefix)
 	if !ok {
 		if bytes.HasPrefix(data, []byte(`{"id":`)) {

@@ -127,7 +127,7 @@ func (r *result) summarize(clients []*client, o options) {
 		r.GapDevMax = ms(slices.Max(devs))
 	}
 	if events := r.Updates + r.Closes; events > 0 {
-		r.CPUPer1000 = r.CPU * 1000 / float64(events) * 1000
+		r.CPUPer1000 = r.CPU * 1000 / (float64(events) / 1000) // ms per 1,000 events
 	}
 	r.Complete = r.Errors == 0 && r.Connected == r.Clients && r.Runs == r.Clients &&
 		r.Updates == r.Expected && r.OutOfOrder == 0 && r.Duplicates == 0 &&
