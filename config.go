@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"gin-sse-progress/handlers"
 	"gin-sse-progress/sse"
 )
@@ -22,6 +24,9 @@ type config struct {
 	logLevel     slog.Level
 	allowOrigins origins
 	pprofAddr    string
+	// redisURL, if set, shares the registry between instances through
+	// Redis: redis://[user:password@]host:port/db.
+	redisURL string
 }
 
 // usageError is a bad flag or environment value: exit status 2.
@@ -68,6 +73,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.pprofAddr, "pprof", cfg.pprofAddr,
 		"serve the runtime profiles of net/http/pprof at `address`, such as 127.0.0.1:6060 (default: off) [$PPROF]")
 	env["pprof"] = "PPROF"
+	fs.StringVar(&cfg.redisURL, "redis", cfg.redisURL,
+		"share clients, runs and events with other instances through Redis at `url`, such as redis://127.0.0.1:6379/0 (default: in memory, this instance only) [$REDIS_URL]")
+	env["redis"] = "REDIS_URL"
 
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -131,6 +139,11 @@ func (c *config) validate() error {
 	}
 	if c.hub.MaxStreams <= 0 {
 		return fmt.Errorf("-max-clients must be positive, got %d", c.hub.MaxStreams)
+	}
+	if c.redisURL != "" {
+		if _, err := redis.ParseURL(c.redisURL); err != nil {
+			return fmt.Errorf("-redis: %w", err)
+		}
 	}
 	return nil
 }

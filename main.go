@@ -12,12 +12,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 
 	"gin-sse-progress/handlers"
 	"gin-sse-progress/sse"
@@ -57,8 +59,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer stop()
 
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
-	hub := sse.NewHub(cfg.hub)
-	defer hub.Close() // on an early return; shutdown closes it below
+	hub, closeHub, err := newRegistry(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeHub() // on an early return; shutdown closes the hub below
 
 	// Gin's mode is a package-level setting of Gin; release mode keeps its
 	// debug route listing out of the logs.
@@ -86,7 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "tick", cfg.progress.Tick, "step", cfg.progress.Step)
+	logger.Info("listening", "addr", ln.Addr().String(), "tick", cfg.progress.Tick, "step", cfg.progress.Step,
+		"registry", registryName(cfg))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -118,6 +124,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// newRegistry returns the registry of clients: in memory, or shared through
+// Redis with -redis. closeHub closes it, and then the Redis client.
+func newRegistry(ctx context.Context, cfg config, logger *slog.Logger) (hub sse.Registry, closeHub func(), err error) {
+	if cfg.redisURL == "" {
+		h := sse.NewHub(cfg.hub)
+		return h, h.Close, nil
+	}
+	opts, err := redis.ParseURL(cfg.redisURL) // checked by validate
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb := redis.NewClient(opts)
+	h, err := sse.NewRedisHub(ctx, cfg.hub, rdb, sse.RedisOptions{Logger: logger})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("-redis %s: %w", redactURL(cfg.redisURL), err)
+	}
+	return h, func() {
+		h.Close()
+		_ = rdb.Close()
+	}, nil
+}
+
+// registryName says where the registry is, for the log: its password, if
+// any, left out.
+func registryName(cfg config) string {
+	if cfg.redisURL == "" {
+		return "memory"
+	}
+	return redactURL(cfg.redisURL)
+}
+
+// redactURL returns u with its password replaced by "xxxxx".
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(a URL that does not parse)"
 }
 
 // serveProfiles serves net/http/pprof's runtime profiles on a listener of

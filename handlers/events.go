@@ -21,7 +21,7 @@ import (
 const maxBodyBytes = 64 << 10
 
 // push opens the client's event stream: GET /event/push?id=ID.
-func push(logger *slog.Logger, hub *sse.Hub, retry time.Duration) gin.HandlerFunc {
+func push(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := queryID(c)
 		if !ok {
@@ -33,20 +33,19 @@ func push(logger *slog.Logger, hub *sse.Hub, retry time.Duration) gin.HandlerFun
 			return
 		}
 
-		stream, detach, err := hub.Attach(id, last)
+		stream, detach, err := hub.Attach(c.Request.Context(), id, last)
 		switch {
 		case errors.Is(err, sse.ErrFinished):
 			// 204 tells a conforming EventSource to stop reconnecting.
 			c.Status(http.StatusNoContent)
 			return
 		case errors.Is(err, sse.ErrTooManyStreams):
-			// Retry-After is in whole seconds; ask for no less than the
-			// reconnection delay the stream would have sent.
-			c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
+			retryAfter(c, retry)
 			abortJSON(c, http.StatusServiceUnavailable, "too many open streams; try again later")
 			return
-		case errors.Is(err, sse.ErrClosed):
-			abortJSON(c, http.StatusServiceUnavailable, "server is shutting down")
+		case c.Request.Context().Err() != nil:
+			return // the client left while the stream was being set up
+		case err != nil && unavailable(c, logger, err, retry):
 			return
 		case err != nil:
 			_ = c.Error(err)
@@ -64,7 +63,7 @@ func push(logger *slog.Logger, hub *sse.Hub, retry time.Duration) gin.HandlerFun
 }
 
 // progress starts a run: POST /event/progress with {"id": ID}.
-func progress(logger *slog.Logger, hub *sse.Hub, p Progress) gin.HandlerFunc {
+func progress(logger *slog.Logger, hub sse.Registry, p Progress, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, status, err := bodyID(c)
 		if err != nil {
@@ -72,13 +71,12 @@ func progress(logger *slog.Logger, hub *sse.Hub, p Progress) gin.HandlerFunc {
 			return
 		}
 
-		switch err := hub.Start(id, p.run(id)); {
+		switch err := hub.Start(c.Request.Context(), id, p.run(id)); {
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q: open /event/push?id=... first", id))
 		case errors.Is(err, sse.ErrRunning):
 			abortJSON(c, http.StatusConflict, "a run is already going for this client")
-		case errors.Is(err, sse.ErrClosed):
-			abortJSON(c, http.StatusServiceUnavailable, "server is shutting down")
+		case err != nil && unavailable(c, logger, err, retry):
 		case err != nil:
 			_ = c.Error(err)
 			abortJSON(c, http.StatusInternalServerError, "internal server error")
@@ -92,14 +90,21 @@ func progress(logger *slog.Logger, hub *sse.Hub, p Progress) gin.HandlerFunc {
 // remove forgets a client, ending its run and stream: GET /event/remove?id=ID.
 // It is a GET, as in the Koa demo, so that a leaving page can send it with
 // fetch keepalive or sendBeacon-like ease.
-func remove(logger *slog.Logger, hub *sse.Hub) gin.HandlerFunc {
+func remove(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := queryID(c)
 		if !ok {
 			return
 		}
-		if err := hub.Remove(id); err != nil {
+		switch err := hub.Remove(c.Request.Context(), id); {
+		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
+			return
+		case err != nil && unavailable(c, logger, err, retry):
+			return
+		case err != nil:
+			_ = c.Error(err)
+			abortJSON(c, http.StatusInternalServerError, "internal server error")
 			return
 		}
 		logger.Debug("client removed", "id", id)
@@ -111,17 +116,18 @@ func remove(logger *slog.Logger, hub *sse.Hub) gin.HandlerFunc {
 // connection would: POST /event/drop?id=ID. The client keeps its run; the
 // browser reconnects after the retry delay with Last-Event-ID and resumes.
 // The page uses it to show a resume; the server needs nothing of it.
-func drop(logger *slog.Logger, hub *sse.Hub) gin.HandlerFunc {
+func drop(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := queryID(c)
 		if !ok {
 			return
 		}
-		switch err := hub.Disconnect(id); {
+		switch err := hub.Disconnect(c.Request.Context(), id); {
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
 		case errors.Is(err, sse.ErrNoStream):
 			abortJSON(c, http.StatusConflict, fmt.Sprintf("client %q has no open stream", id))
+		case err != nil && unavailable(c, logger, err, retry):
 		case err != nil:
 			_ = c.Error(err)
 			abortJSON(c, http.StatusInternalServerError, "internal server error")
@@ -130,6 +136,30 @@ func drop(logger *slog.Logger, hub *sse.Hub) gin.HandlerFunc {
 			c.JSON(http.StatusOK, gin.H{"id": id, "status": "dropped"})
 		}
 	}
+}
+
+// unavailable answers 503 for an error that says the registry cannot serve
+// now: the server is shutting down, or its link to Redis is down. It
+// returns false for any other error.
+func unavailable(c *gin.Context, logger *slog.Logger, err error, retry time.Duration) bool {
+	switch {
+	case errors.Is(err, sse.ErrClosed):
+		abortJSON(c, http.StatusServiceUnavailable, "server is shutting down")
+	case errors.Is(err, sse.ErrUnavailable):
+		logger.Warn("registry unavailable", "path", c.Request.URL.Path, "err", err)
+		retryAfter(c, retry)
+		abortJSON(c, http.StatusServiceUnavailable, "the registry is unavailable; try again later")
+	default:
+		return false
+	}
+	return true
+}
+
+// retryAfter asks the client to come back after the reconnection delay.
+// Retry-After is in whole seconds; it asks for no less than the delay the
+// stream would have sent.
+func retryAfter(c *gin.Context, retry time.Duration) {
+	c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
 }
 
 // queryID returns the id query parameter, or answers 400 and returns false.

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"gin-sse-progress/handlers"
+	"gin-sse-progress/internal/redistest"
 	"gin-sse-progress/internal/ssetest"
 	"gin-sse-progress/sse"
 )
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 // server is the whole HTTP surface on a real listener, with a short tick.
 type server struct {
 	*httptest.Server
-	hub *sse.Hub
+	hub sse.Registry
 	r   *gin.Engine
 }
 
@@ -51,9 +52,74 @@ func hubConfig() sse.Config {
 	}
 }
 
-func newServer(t *testing.T, cfg sse.Config, tick time.Duration, allowOrigins ...string) *server {
+// backend makes the registry of a test server.
+type backend struct {
+	name string
+	hub  func(t *testing.T, cfg sse.Config) sse.Registry
+}
+
+// memory is the default registry.
+func memory() backend {
+	return backend{"memory", func(t *testing.T, cfg sse.Config) sse.Registry {
+		hub := sse.NewHub(cfg)
+		t.Cleanup(hub.Close)
+		return hub
+	}}
+}
+
+// onRedis is the registry shared through srv. Each test starts on an
+// empty database; the tests run one after another.
+func onRedis(srv *redistest.Server) backend {
+	return backend{"redis", func(t *testing.T, cfg sse.Config) sse.Registry {
+		t.Helper()
+		rdb := srv.Client()
+		require.NoError(t, rdb.FlushDB(t.Context()).Err())
+		hub, err := sse.NewRedisHub(t.Context(), cfg, rdb, sse.RedisOptions{})
+		require.NoError(t, err)
+		t.Cleanup(hub.Close) // before the client's own cleanup closes it
+		return hub
+	}}
+}
+
+// integration is the suite every registry must pass: the wire contract
+// does not depend on where the registry is.
+var integration = []struct {
+	name string
+	test func(t *testing.T, b backend)
+}{
+	{"WholeRun", testWholeRun},
+	{"NumberIDNamesTheSameClient", testNumberIDNamesTheSameClient},
+	{"StreamHeaders", testStreamHeaders},
+	{"SecondPostConflicts", testSecondPostConflicts},
+	{"TwoClientsAreIsolated", testTwoClientsAreIsolated},
+	{"RemoveEndsStreamAndRun", testRemoveEndsStreamAndRun},
+	{"SecondStreamReplacesFirst", testSecondStreamReplacesFirst},
+	{"ResumeAfterCut", testResumeAfterCut},
+	{"DropResumes", testDropResumes},
+	{"ReconnectAfterCloseIsNoContent", testReconnectAfterCloseIsNoContent},
+	{"TooManyStreams", testTooManyStreams},
+	{"PageAndHealth", testPageAndHealth},
+	{"PageIsGzippedStreamsAreNot", testPageIsGzippedStreamsAreNot},
+	{"CORS", testCORS},
+	{"BadInput", testBadInput},
+	{"PanicIsRecovered", testPanicIsRecovered},
+	{"IDAsStringAndNumber", testIDAsStringAndNumber},
+	{"NoLeaks", testNoLeaks},
+}
+
+func TestIntegration(t *testing.T) {
+	for _, b := range []backend{memory(), onRedis(redistest.Start(t))} {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tc := range integration {
+				t.Run(tc.name, func(t *testing.T) { tc.test(t, b) })
+			}
+		})
+	}
+}
+
+func newServer(t *testing.T, b backend, cfg sse.Config, tick time.Duration, allowOrigins ...string) *server {
 	t.Helper()
-	hub := sse.NewHub(cfg)
+	hub := b.hub(t, cfg)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := handlers.New(logger, hub, handlers.Options{
 		Progress:     handlers.Progress{Tick: tick, Step: 5},
@@ -192,8 +258,8 @@ func fullRun() []int {
 	return out
 }
 
-func TestWholeRun(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Millisecond)
+func testWholeRun(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Millisecond)
 	st := s.open(t, "42", "", nil)
 
 	status, body := s.start(t, `{"id":"42"}`)
@@ -211,16 +277,16 @@ func TestWholeRun(t *testing.T) {
 	assert.Equal(t, int64(10), st.r.Retry)
 }
 
-func TestNumberIDNamesTheSameClient(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Millisecond)
+func testNumberIDNamesTheSameClient(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Millisecond)
 	st := s.open(t, "1700000000000", "", nil)
 	status, body := s.start(t, `{"id": 1700000000000}`)
 	require.Equal(t, http.StatusAccepted, status, body)
 	assert.Equal(t, fullRun(), counts(t, "1700000000000", st.rest(t)))
 }
 
-func TestStreamHeaders(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Millisecond)
+func testStreamHeaders(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Millisecond)
 	st := s.open(t, "a", "", http.Header{"Accept-Encoding": {"gzip"}})
 	h := st.resp.Header
 	assert.Equal(t, "text/event-stream", h.Get("Content-Type"))
@@ -231,8 +297,8 @@ func TestStreamHeaders(t *testing.T) {
 	assert.Equal(t, []string{"chunked"}, st.resp.TransferEncoding, "only the server's own chunking")
 }
 
-func TestSecondPostConflicts(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Hour)
+func testSecondPostConflicts(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Hour)
 	s.open(t, "a", "", nil)
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
@@ -241,20 +307,20 @@ func TestSecondPostConflicts(t *testing.T) {
 	assert.NotEmpty(t, body["error"])
 }
 
-func TestTwoClientsAreIsolated(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Millisecond)
-	a := s.open(t, "a", "", nil)
-	b := s.open(t, "b", "", nil)
+func testTwoClientsAreIsolated(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Millisecond)
+	streamA := s.open(t, "a", "", nil)
+	streamB := s.open(t, "b", "", nil)
 	for _, id := range []string{"a", "b"} {
 		status, _ := s.start(t, fmt.Sprintf(`{"id":%q}`, id))
 		require.Equal(t, http.StatusAccepted, status)
 	}
-	assert.Equal(t, fullRun(), counts(t, "a", a.rest(t)))
-	assert.Equal(t, fullRun(), counts(t, "b", b.rest(t)))
+	assert.Equal(t, fullRun(), counts(t, "a", streamA.rest(t)))
+	assert.Equal(t, fullRun(), counts(t, "b", streamB.rest(t)))
 }
 
-func TestRemoveEndsStreamAndRun(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Hour)
+func testRemoveEndsStreamAndRun(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Hour)
 	st := s.open(t, "a", "", nil)
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
@@ -273,8 +339,8 @@ func TestRemoveEndsStreamAndRun(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, status)
 }
 
-func TestSecondStreamReplacesFirst(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Millisecond)
+func testSecondStreamReplacesFirst(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Millisecond)
 	first := s.open(t, "a", "", nil)
 	second := s.open(t, "a", "", nil)
 	assert.Empty(t, first.rest(t), "the older stream ends")
@@ -284,10 +350,10 @@ func TestSecondStreamReplacesFirst(t *testing.T) {
 	assert.Equal(t, fullRun(), counts(t, "a", second.rest(t)))
 }
 
-// TestResumeAfterCut drops the connection mid-run, again and again, and
+// testResumeAfterCut drops the connection mid-run, again and again, and
 // reconnects the way each kind of client does: every count arrives exactly
 // once, in order.
-func TestResumeAfterCut(t *testing.T) {
+func testResumeAfterCut(t *testing.T, b backend) {
 	for name, reconnect := range map[string]func(lastID string) (string, http.Header){
 		"Last-Event-ID header": func(lastID string) (string, http.Header) {
 			return "", http.Header{"Last-Event-Id": {lastID}}
@@ -297,7 +363,7 @@ func TestResumeAfterCut(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := newServer(t, hubConfig(), 2*time.Millisecond)
+			s := newServer(t, b, hubConfig(), 2*time.Millisecond)
 			st := s.open(t, "a", "", nil)
 			status, _ := s.start(t, `{"id":"a"}`)
 			require.Equal(t, http.StatusAccepted, status)
@@ -322,11 +388,11 @@ func TestResumeAfterCut(t *testing.T) {
 	}
 }
 
-// TestDropResumes cuts the stream from the server's side, as the page's
+// testDropResumes cuts the stream from the server's side, as the page's
 // "cut the connection" button does: the stream ends without a close event,
 // the client keeps its run, and a reconnect with Last-Event-ID resumes it.
-func TestDropResumes(t *testing.T) {
-	s := newServer(t, hubConfig(), 2*time.Millisecond)
+func testDropResumes(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), 2*time.Millisecond)
 	st := s.open(t, "a", "", nil)
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
@@ -353,8 +419,8 @@ func TestDropResumes(t *testing.T) {
 	assert.Equal(t, "close", events[len(events)-1].Type)
 }
 
-func TestReconnectAfterCloseIsNoContent(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Millisecond)
+func testReconnectAfterCloseIsNoContent(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Millisecond)
 	st := s.open(t, "a", "", nil)
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
@@ -382,10 +448,10 @@ func TestReconnectAfterCloseIsNoContent(t *testing.T) {
 	assert.Equal(t, "23", again[0].ID, "ids go on increasing across runs")
 }
 
-func TestTooManyStreams(t *testing.T) {
+func testTooManyStreams(t *testing.T, b backend) {
 	cfg := hubConfig()
 	cfg.MaxStreams = 1
-	s := newServer(t, cfg, time.Hour)
+	s := newServer(t, b, cfg, time.Hour)
 	s.open(t, "a", "", nil)
 
 	resp := s.do(t, http.MethodGet, "/event/push?id=b", nil, nil)
@@ -400,8 +466,8 @@ func TestTooManyStreams(t *testing.T) {
 	s.open(t, "b", "", nil)
 }
 
-func TestPageAndHealth(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Hour)
+func testPageAndHealth(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Hour)
 
 	resp := s.do(t, http.MethodGet, "/", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -426,11 +492,11 @@ func TestPageAndHealth(t *testing.T) {
 	assert.Equal(t, "ok", decode(t, resp)["status"])
 }
 
-// TestPageIsGzippedStreamsAreNot: the page and its files are compressed for
+// testPageIsGzippedStreamsAreNot: the page and its files are compressed for
 // a client that accepts gzip; a stream never is, whatever the client
 // accepts, because a compressor holds events back.
-func TestPageIsGzippedStreamsAreNot(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Hour)
+func testPageIsGzippedStreamsAreNot(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Hour)
 	gz := http.Header{"Accept-Encoding": {"gzip"}}
 
 	for _, path := range []string{"/", "/app.js", "/style.css", "/favicon.svg"} {
@@ -469,9 +535,9 @@ func TestPageIsGzippedStreamsAreNot(t *testing.T) {
 	assert.Empty(t, s.do(t, http.MethodGet, "/healthz", nil, gz).Header.Get("Content-Encoding"))
 }
 
-func TestCORS(t *testing.T) {
+func testCORS(t *testing.T, b backend) {
 	const app, other = "https://app.example", "https://evil.example"
-	s := newServer(t, hubConfig(), time.Hour, app)
+	s := newServer(t, b, hubConfig(), time.Hour, app)
 	s.open(t, "a", "", nil)
 
 	preflight := func(origin string) reply {
@@ -527,7 +593,7 @@ func TestCORS(t *testing.T) {
 	})
 
 	t.Run("same-origin only by default", func(t *testing.T) {
-		plain := newServer(t, hubConfig(), time.Hour)
+		plain := newServer(t, b, hubConfig(), time.Hour)
 		resp := plain.do(t, http.MethodOptions, "/event/progress", nil, http.Header{
 			"Origin": {app}, "Access-Control-Request-Method": {"POST"},
 		})
@@ -536,9 +602,9 @@ func TestCORS(t *testing.T) {
 	})
 }
 
-// TestBadInput checks that every bad request gets a 4xx with a JSON error.
-func TestBadInput(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Hour)
+// testBadInput checks that every bad request gets a 4xx with a JSON error.
+func testBadInput(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Hour)
 	s.open(t, "known", "", nil)
 
 	long := strings.Repeat("x", 129)
@@ -615,8 +681,8 @@ func TestBadInput(t *testing.T) {
 	assert.Equal(t, 1, s.hub.Stats().Clients, "no bad request registered a client")
 }
 
-func TestPanicIsRecovered(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Hour)
+func testPanicIsRecovered(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Hour)
 	s.r.GET("/panic", func(*gin.Context) { panic("boom") })
 
 	resp := s.do(t, http.MethodGet, "/panic", nil, nil)
@@ -627,8 +693,8 @@ func TestPanicIsRecovered(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "the server goes on")
 }
 
-func TestIDAsStringAndNumber(t *testing.T) {
-	s := newServer(t, hubConfig(), time.Hour)
+func testIDAsStringAndNumber(t *testing.T, b backend) {
+	s := newServer(t, b, hubConfig(), time.Hour)
 	for _, id := range []string{"-5", "0", "9007199254740991", "héllo wörld", strings.Repeat("é", 64)} {
 		s.open(t, id, "", nil)
 	}
@@ -644,22 +710,22 @@ func TestIDAsStringAndNumber(t *testing.T) {
 		resp := s.do(t, http.MethodPost, "/event/progress", bytes.NewBufferString(tc.body), jsonHeader())
 		require.Equal(t, http.StatusAccepted, resp.StatusCode, tc.body)
 		assert.Equal(t, tc.id, decode(t, resp)["id"])
-		require.NoError(t, s.hub.Remove(tc.id))
+		require.NoError(t, s.hub.Remove(context.Background(), tc.id))
 		s.open(t, tc.id, "", nil)
 	}
 }
 
-// TestNoLeaks opens and closes thousands of streams, starts runs and
+// testNoLeaks opens and closes thousands of streams, starts runs and
 // abandons them, removes clients and lets grace periods expire. Afterwards
 // the registry is empty and the goroutine count is back where it started.
-func TestNoLeaks(t *testing.T) {
+func testNoLeaks(t *testing.T, b backend) {
 	const clients, workers = 2000, 50
 	cfg := hubConfig()
 	cfg.Grace = 20 * time.Millisecond
 	// The server may notice a cut stream after the worker has opened its
 	// next one: the limit is not what this test is about.
 	cfg.MaxStreams = clients
-	s := newServer(t, cfg, time.Millisecond)
+	s := newServer(t, b, cfg, time.Millisecond)
 	client := s.Client()
 	before := runtime.NumGoroutine()
 

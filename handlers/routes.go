@@ -2,6 +2,7 @@
 package handlers
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -33,23 +34,20 @@ type Options struct {
 //	POST /event/progress       {"id": ID} starts a run
 //	GET  /event/remove?id=ID   forgets the client
 //	POST /event/drop?id=ID     cuts the client's stream; it reconnects and resumes
-//	GET  /healthz              200 while the server serves
+//	GET  /healthz              200 while the server serves, 503 when it cannot
 //	OPTIONS any of these       CORS preflight, for the -allow-origin origins
 //	GET  /                     the demo page and its files
-func New(logger *slog.Logger, hub *sse.Hub, opts Options) *gin.Engine {
+func New(logger *slog.Logger, hub sse.Registry, opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(recovery(logger), accessLog(logger), cors(opts.AllowOrigins))
 
 	events := r.Group("/event")
 	events.GET("/push", push(logger, hub, opts.Retry))
-	events.POST("/progress", progress(logger, hub, opts.Progress))
-	events.GET("/remove", remove(logger, hub))
-	events.POST("/drop", drop(logger, hub))
-
-	r.GET("/healthz", func(c *gin.Context) {
-		c.JSON(http.StatusOK, gin.H{"status": "ok", "hub": hub.Stats()})
-	})
+	events.POST("/progress", progress(logger, hub, opts.Progress, opts.Retry))
+	events.GET("/remove", remove(logger, hub, opts.Retry))
+	events.POST("/drop", drop(logger, hub, opts.Retry))
+	r.GET("/healthz", health(hub))
 
 	// The page is served for whatever path no route claims, so a route
 	// always wins over a file of the same name. Only the page is gzipped:
@@ -63,6 +61,21 @@ func New(logger *slog.Logger, hub *sse.Hub, opts Options) *gin.Engine {
 			c.Request.Method+" is not allowed here; allowed: "+c.Writer.Header().Get("Allow"))
 	})
 	return r
+}
+
+// health answers 200 while the registry serves and 503 when it cannot (the
+// server is shutting down, or its link to Redis is down), with what this
+// instance holds.
+func health(hub sse.Registry) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
+		defer cancel()
+		if err := hub.Health(ctx); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error(), "hub": hub.Stats()})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ok", "hub": hub.Stats()})
+	}
 }
 
 // staticFiles serves the embedded page to GET and HEAD requests.

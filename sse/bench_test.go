@@ -56,7 +56,7 @@ type served struct {
 // for the stream's first flush, the retry block.
 func serve(tb testing.TB, hub *sse.Hub, id string, last uint64) *served {
 	tb.Helper()
-	stream, detach, err := hub.Attach(id, last)
+	stream, detach, err := hub.Attach(context.Background(), id, last)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func serve(tb testing.TB, hub *sse.Hub, id string, last uint64) *served {
 		s.done <- stream.Serve(context.Background(), s.w)
 	}()
 	<-s.w.flushed
-	err = hub.Start(id, func(_ context.Context, r *sse.Run) {
+	err = hub.Start(context.Background(), id, func(_ context.Context, r *sse.Run) {
 		for data := range s.send {
 			_ = r.Send(update.Name, data)
 		}
@@ -147,7 +147,7 @@ func TestStreamUpdateAllocatesNothing(t *testing.T) {
 func BenchmarkAttach(b *testing.B) {
 	hub := sse.NewHub(benchConfig())
 	defer hub.Close()
-	_, detach, err := hub.Attach("a", 0)
+	_, detach, err := hub.Attach(context.Background(), "a", 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func BenchmarkAttach(b *testing.B) {
 
 	b.ReportAllocs()
 	for b.Loop() {
-		_, detach, err := hub.Attach("a", 0)
+		_, detach, err := hub.Attach(context.Background(), "a", 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -190,12 +190,12 @@ func BenchmarkPublishParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		id := strconv.FormatInt(clients.Add(1), 10)
-		if _, _, err := hub.Attach(id, 0); err != nil {
+		if _, _, err := hub.Attach(context.Background(), id, 0); err != nil {
 			b.Error(err)
 			return
 		}
 		runs := make(chan *sse.Run, 1)
-		err := hub.Start(id, func(ctx context.Context, r *sse.Run) { runs <- r; <-ctx.Done() })
+		err := hub.Start(context.Background(), id, func(ctx context.Context, r *sse.Run) { runs <- r; <-ctx.Done() })
 		if err != nil {
 			b.Error(err)
 			return

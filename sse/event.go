@@ -78,6 +78,17 @@ func (e Event) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
+// GapEvent is the name of the event a stream ends with when its registry
+// has lost track of the client's events, as a registry shared through Redis
+// does when its link to Redis breaks: events after the client's last id may
+// be lost, and no server can send them any more. Its data is GapData. It has
+// no id, so the browser's Last-Event-ID stays that of the last event it got,
+// and it comes back with that.
+const (
+	GapEvent = "gap"
+	GapData  = `{"reason":"the registry lost its events; later ones may be missing"}`
+)
+
 // AppendComment appends a comment block to dst: each line of text prefixed
 // with a colon, then a blank line. The browser ignores comments; they keep an
 // idle connection from being closed by proxies and load balancers.

@@ -15,6 +15,9 @@ var (
 	ErrRunning        = errors.New("sse: a run is already going for this client")
 	ErrTooManyStreams = errors.New("sse: too many open streams")
 	ErrNoStream       = errors.New("sse: client has no open stream")
+	// ErrUnavailable is returned by a registry that cannot reach the
+	// store it shares with other instances.
+	ErrUnavailable = errors.New("sse: registry unavailable")
 	// ErrFinished answers a reconnect whose Last-Event-ID is the final event
 	// of a finished run: the client has seen everything there is.
 	ErrFinished = errors.New("sse: nothing left to send")
@@ -43,7 +46,8 @@ type Config struct {
 // Close.
 type RunFunc func(ctx context.Context, r *Run)
 
-// Hub is the registry of clients. A client is named by an id of the caller's
+// Hub is the registry of clients of one server instance, kept in memory. A
+// client is named by an id of the caller's
 // choice; it has at most one open stream, at most one run, and the log of the
 // events of its current run.
 //
@@ -112,6 +116,44 @@ func (c *client) first() uint64 {
 	return c.next - uint64(len(c.log))
 }
 
+// memFeed is a stream's view of its client's log.
+type memFeed struct {
+	hub    *Hub
+	client *client
+	// cursor is the sequence number of the next event to write. Guarded
+	// by Hub.mu.
+	cursor uint64
+}
+
+func (f *memFeed) next() (seq uint64, events []entry, final bool) {
+	f.hub.mu.Lock()
+	defer f.hub.mu.Unlock()
+
+	c := f.client
+	first := c.first()
+	if f.cursor < first {
+		f.cursor = first // a new run began: all of its events are new
+	}
+	if f.cursor >= c.next {
+		return 0, nil, false
+	}
+	// The slice is read after the lock is released; see client.log.
+	seq, events = f.cursor, c.log[f.cursor-first:]
+	f.cursor = c.next
+	return seq, events, c.finished
+}
+
+// delivered records that the run's final event has been written, so that a
+// fresh stream for the client does not replay a run it has already seen.
+func (f *memFeed) delivered(seq uint64) {
+	f.hub.mu.Lock()
+	defer f.hub.mu.Unlock()
+
+	if c := f.client; c.finished && seq == c.next-1 {
+		c.finalSent = true
+	}
+}
+
 // NewHub returns a Hub with the given settings.
 func NewHub(cfg Config) *Hub {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,6 +166,7 @@ func NewHub(cfg Config) *Hub {
 }
 
 // Attach opens a stream for the client id, creating the client if it is new.
+// ctx is not used: nothing here waits.
 // lastEventID is the id of the last event the client has seen (0 for none):
 // the stream starts with the logged events after it.
 //
@@ -133,7 +176,7 @@ func NewHub(cfg Config) *Hub {
 // MaxStreams are open.
 //
 // The caller must call detach when it stops serving the stream.
-func (h *Hub) Attach(id string, lastEventID uint64) (s *Stream, detach func(), err error) {
+func (h *Hub) Attach(_ context.Context, id string, lastEventID uint64) (s *Stream, detach func(), err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
@@ -174,27 +217,20 @@ func (h *Hub) Attach(id string, lastEventID uint64) (s *Stream, detach func(), e
 		c.expiry.Stop()
 		c.expiry = nil
 	}
-	s = &Stream{
-		hub:    h,
-		client: c,
-		cursor: cursor,
-		wake:   make(chan struct{}, 1),
-		gone:   make(chan struct{}),
-	}
+	s = newStream(h.cfg, &memFeed{hub: h, client: c, cursor: cursor})
 	c.stream = s
 	c.gen++
 	h.streams++
-	return s, sync.OnceFunc(func() { h.detach(s) }), nil
+	return s, sync.OnceFunc(func() { h.detach(c, s) }), nil
 }
 
-// detach ends s's registration. If s is still its client's stream, the
-// client is kept for Grace and then forgotten, its run stopped.
-func (h *Hub) detach(s *Stream) {
+// detach ends s's registration. If s is still c's stream, c is kept for
+// Grace and then forgotten, its run stopped.
+func (h *Hub) detach(c *client, s *Stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
 	h.streams--
-	c := s.client
 	if c.stream != s || h.clients[c.id] != c || h.closed {
 		return // replaced, removed, or the hub is closing
 	}
@@ -236,7 +272,7 @@ func (h *Hub) forget(c *client) {
 
 // Start starts fn as a new run of the client id. The events of the previous
 // run are dropped and the new run's events are numbered on from them.
-func (h *Hub) Start(id string, fn RunFunc) error {
+func (h *Hub) Start(_ context.Context, id string, fn RunFunc) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
@@ -257,7 +293,11 @@ func (h *Hub) Start(id string, fn RunFunc) error {
 	c.finalSent = false
 
 	ctx, cancel := context.WithCancel(h.ctx)
-	r := &Run{hub: h, client: c, cancel: cancel}
+	r := &Run{cancel: cancel}
+	r.publish = func(name, data string, final bool) error {
+		h.publish(c, r, name, data, final)
+		return nil
+	}
 	c.run = r
 	h.runs.Go(func() {
 		defer cancel()
@@ -272,7 +312,7 @@ func (h *Hub) Start(id string, fn RunFunc) error {
 }
 
 // Remove stops the client's run, ends its stream and forgets it.
-func (h *Hub) Remove(id string) error {
+func (h *Hub) Remove(_ context.Context, id string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
@@ -288,7 +328,7 @@ func (h *Hub) Remove(id string) error {
 // dropped connection would, and keeps the client, its run and its events for
 // Grace: the client reconnects after its retry delay and resumes from its
 // Last-Event-ID. It fails with ErrUnknownClient or ErrNoStream.
-func (h *Hub) Disconnect(id string) error {
+func (h *Hub) Disconnect(_ context.Context, id string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
@@ -325,6 +365,18 @@ func (h *Hub) Stats() Stats {
 	return st
 }
 
+// Health reports whether the hub serves: nil, or ErrClosed once it is
+// closing.
+func (h *Hub) Health(context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+
+	if h.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
 // Close ends every stream and run, forgets every client and waits for the
 // runs' goroutines to return. Attach and Start fail with ErrClosed from then
 // on. Streams end without a final event, so browsers reconnect, to the next
@@ -346,34 +398,37 @@ func (h *Hub) Close() {
 
 // Run is the handle a RunFunc publishes through.
 type Run struct {
-	hub    *Hub
-	client *client
-	cancel context.CancelFunc
+	publish func(name, data string, final bool) error
+	cancel  context.CancelFunc
 }
 
-// Send appends an event to the client's log and wakes its stream. The hub
-// numbers the event. It fails with ErrInvalidField for a name with CR, LF or
-// NUL; after the run is stopped it does nothing.
+// Send appends an event to the client's log and wakes its stream. The
+// registry numbers the event. It fails with ErrInvalidField for a name with
+// CR, LF or NUL, and with the error of a registry that could not store the
+// event, which then stops the run; after the run is stopped it does nothing.
 func (r *Run) Send(name, data string) error {
+	if err := (Event{Name: name}).Validate(); err != nil {
+		return err
+	}
 	return r.publish(name, data, false)
 }
 
 // Finish sends the run's final event. A stream that has written it ends, and
 // a reconnect that names it is answered with ErrFinished.
 func (r *Run) Finish(name, data string) error {
-	return r.publish(name, data, true)
-}
-
-func (r *Run) publish(name, data string, final bool) error {
 	if err := (Event{Name: name}).Validate(); err != nil {
 		return err
 	}
-	h, c := r.hub, r.client
+	return r.publish(name, data, true)
+}
+
+// publish logs an event of c's run r, unless r has been stopped.
+func (h *Hub) publish(c *client, r *Run, name, data string, final bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
 	if c.run != r || c.finished {
-		return nil // stopped: removed, expired, or the hub closed
+		return // stopped: removed, expired, or the hub closed
 	}
 	c.log = append(c.log, entry{name: name, data: data})
 	c.next++
@@ -381,5 +436,4 @@ func (r *Run) publish(name, data string, final bool) error {
 	if c.stream != nil {
 		c.stream.notify()
 	}
-	return nil
 }

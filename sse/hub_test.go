@@ -37,7 +37,7 @@ func newTestHub(t *testing.T, cfg Config) *Hub {
 
 func attach(t *testing.T, h *Hub, id string, last uint64) (*Stream, func()) {
 	t.Helper()
-	s, detach, err := h.Attach(id, last)
+	s, detach, err := h.Attach(context.Background(), id, last)
 	require.NoError(t, err)
 	return s, detach
 }
@@ -114,9 +114,9 @@ func assertLive(t *testing.T, s *Stream) {
 	}
 }
 
-// pending returns what s.pending returns, as the events a reader would see.
+// pending returns what the stream's feed returns, as the events a reader would see.
 func pending(s *Stream) (events []Event, final bool) {
-	seq, entries, final := s.pending()
+	seq, entries, final := s.feed.next()
 	for i, e := range entries {
 		id := strconv.FormatUint(seq+uint64(i), 10)
 		events = append(events, Event{Name: e.name, ID: id, Data: e.data})
@@ -147,7 +147,7 @@ func TestSecondAttachReplacesStream(t *testing.T) {
 	h := newTestHub(t, testConfig())
 	run := newScripted()
 	old, detachOld := attach(t, h, "a", 0)
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 	run.send(t, "update", "1")
 
 	s, detach := attach(t, h, "a", 0)
@@ -173,7 +173,7 @@ func TestDetachKeepsClientForGrace(t *testing.T) {
 	h := newTestHub(t, cfg)
 	run := newScripted()
 	_, detach := attach(t, h, "a", 0)
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 	detach()
 	detach() // a second call does nothing
 
@@ -184,7 +184,7 @@ func TestDetachKeepsClientForGrace(t *testing.T) {
 		t.Fatal("grace expiry did not stop the run")
 	}
 	assert.Equal(t, Stats{}, h.Stats(), "forgotten after grace")
-	assert.ErrorIs(t, h.Start("a", newScripted().run), ErrUnknownClient)
+	assert.ErrorIs(t, h.Start(context.Background(), "a", newScripted().run), ErrUnknownClient)
 }
 
 func TestReattachWithinGraceCancelsExpiry(t *testing.T) {
@@ -202,19 +202,19 @@ func TestReattachWithinGraceCancelsExpiry(t *testing.T) {
 
 func TestStartErrors(t *testing.T) {
 	h := newTestHub(t, testConfig())
-	assert.ErrorIs(t, h.Start("nobody", newScripted().run), ErrUnknownClient)
+	assert.ErrorIs(t, h.Start(context.Background(), "nobody", newScripted().run), ErrUnknownClient)
 
 	_, detach := attach(t, h, "a", 0)
 	defer detach()
 	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
-	assert.ErrorIs(t, h.Start("a", newScripted().run), ErrRunning)
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
+	assert.ErrorIs(t, h.Start(context.Background(), "a", newScripted().run), ErrRunning)
 
 	run.send(t, "final:close", "")
 	<-run.stopped
 	require.Eventually(t, func() bool { return h.Stats().Runs == 0 }, time.Second, time.Millisecond)
 	second := newScripted()
-	assert.NoError(t, h.Start("a", second.run), "a finished run makes room for the next")
+	assert.NoError(t, h.Start(context.Background(), "a", second.run), "a finished run makes room for the next")
 	second.send(t, "final:close", "")
 }
 
@@ -223,7 +223,7 @@ func TestRunEventsAreNumberedAndFinal(t *testing.T) {
 	s, detach := attach(t, h, "a", 0)
 	defer detach()
 	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 
 	run.send(t, "update", "0")
 	run.send(t, "update", "5")
@@ -242,7 +242,7 @@ func TestAttachResumesAfterLastEventID(t *testing.T) {
 	h := newTestHub(t, testConfig())
 	_, detach := attach(t, h, "a", 0)
 	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 	for _, d := range []string{"0", "5", "10"} {
 		run.send(t, "update", d)
 	}
@@ -263,7 +263,7 @@ func TestAttachAfterFinalEvent(t *testing.T) {
 	h := newTestHub(t, testConfig())
 	_, detach := attach(t, h, "a", 0)
 	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 	run.send(t, "update", "0")
 	run.send(t, "final:close", "")
 	<-run.stopped
@@ -275,10 +275,10 @@ func TestAttachAfterFinalEvent(t *testing.T) {
 	events, final := pending(s)
 	assert.Equal(t, []string{"1", "2"}, ids(events))
 	assert.True(t, final)
-	s.sentFinal()
+	s.feed.delivered(2)
 	detach()
 
-	_, _, err := h.Attach("a", 2)
+	_, _, err := h.Attach(context.Background(), "a", 2)
 	assert.ErrorIs(t, err, ErrFinished, "the client named the final event")
 
 	s, detach = attach(t, h, "a", 1)
@@ -293,7 +293,7 @@ func TestAttachAfterFinalEvent(t *testing.T) {
 	assert.Empty(t, events, "a fresh stream after the run was delivered waits for the next run")
 
 	next := newScripted()
-	require.NoError(t, h.Start("a", next.run))
+	require.NoError(t, h.Start(context.Background(), "a", next.run))
 	next.send(t, "update", "0")
 	events, _ = pending(s)
 	assert.Equal(t, []string{"3"}, ids(events), "ids go on increasing across runs")
@@ -306,7 +306,7 @@ func TestNewClientContinuesNumbering(t *testing.T) {
 	s, detach := attach(t, h, "a", 41)
 	defer detach()
 	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 	run.send(t, "update", "0")
 	events, _ := pending(s)
 	assert.Equal(t, []string{"42"}, ids(events))
@@ -321,14 +321,14 @@ func TestMaxStreams(t *testing.T) {
 	_, detachB := attach(t, h, "b", 0)
 	defer detachB()
 
-	_, _, err := h.Attach("c", 0)
+	_, _, err := h.Attach(context.Background(), "c", 0)
 	assert.ErrorIs(t, err, ErrTooManyStreams)
 
 	_, detachA2 := attach(t, h, "a", 0) // a replacement is let in at the limit
 	defer detachA2()
 	detachA()
 
-	_, _, err = h.Attach("c", 0)
+	_, _, err = h.Attach(context.Background(), "c", 0)
 	assert.ErrorIs(t, err, ErrTooManyStreams, "the replaced stream's place went to its replacement")
 
 	detachB()
@@ -342,30 +342,30 @@ func TestRemoveStopsRunAndEndsStream(t *testing.T) {
 	s, detach := attach(t, h, "a", 0)
 	defer detach()
 	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 
-	require.NoError(t, h.Remove("a"))
+	require.NoError(t, h.Remove(context.Background(), "a"))
 	assertEnded(t, s)
 	<-run.stopped
-	assert.ErrorIs(t, h.Remove("a"), ErrUnknownClient)
+	assert.ErrorIs(t, h.Remove(context.Background(), "a"), ErrUnknownClient)
 	detach()
 	assert.Equal(t, Stats{}, h.Stats())
 }
 
 func TestDisconnectKeepsClientAndRun(t *testing.T) {
 	h := newTestHub(t, testConfig())
-	assert.ErrorIs(t, h.Disconnect("a"), ErrUnknownClient)
+	assert.ErrorIs(t, h.Disconnect(context.Background(), "a"), ErrUnknownClient)
 
 	s, detach := attach(t, h, "a", 0)
 	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 	run.send(t, "update", "0")
 	run.send(t, "update", "5")
 
-	require.NoError(t, h.Disconnect("a"))
+	require.NoError(t, h.Disconnect(context.Background(), "a"))
 	assertEnded(t, s)
 	detach()
-	assert.ErrorIs(t, h.Disconnect("a"), ErrNoStream)
+	assert.ErrorIs(t, h.Disconnect(context.Background(), "a"), ErrNoStream)
 	assert.Equal(t, Stats{Clients: 1, Streams: 0, Runs: 1}, h.Stats(), "the client and its run stay for Grace")
 
 	run.send(t, "update", "10")
@@ -380,7 +380,7 @@ func TestCloseEndsEverything(t *testing.T) {
 	s, detach := attach(t, h, "a", 0)
 	defer detach()
 	run := newScripted()
-	require.NoError(t, h.Start("a", run.run))
+	require.NoError(t, h.Start(context.Background(), "a", run.run))
 
 	h.Close()
 	assertEnded(t, s)
@@ -391,9 +391,9 @@ func TestCloseEndsEverything(t *testing.T) {
 	}
 	h.Close() // idempotent
 
-	_, _, err := h.Attach("b", 0)
+	_, _, err := h.Attach(context.Background(), "b", 0)
 	assert.ErrorIs(t, err, ErrClosed)
-	assert.ErrorIs(t, h.Start("a", newScripted().run), ErrClosed)
+	assert.ErrorIs(t, h.Start(context.Background(), "a", newScripted().run), ErrClosed)
 }
 
 func TestRunStoppedPublishesNothing(t *testing.T) {
@@ -401,7 +401,7 @@ func TestRunStoppedPublishesNothing(t *testing.T) {
 	_, detach := attach(t, h, "a", 0)
 	defer detach()
 	runs := make(chan *Run, 1)
-	require.NoError(t, h.Start("a", func(_ context.Context, r *Run) { runs <- r }))
+	require.NoError(t, h.Start(context.Background(), "a", func(_ context.Context, r *Run) { runs <- r }))
 	r := <-runs
 	require.Eventually(t, func() bool { return h.Stats().Runs == 0 }, time.Second, time.Millisecond)
 

@@ -39,29 +39,50 @@ func LastEventID(r *http.Request) (uint64, error) {
 	return n, nil
 }
 
-// Stream is one open event stream of a client. Hub.Attach makes it; Serve
-// writes it to an HTTP response.
+// Stream is one open event stream of a client. A registry's Attach makes it;
+// Serve writes it to an HTTP response.
 type Stream struct {
-	hub    *Hub
-	client *client
-	// cursor is the sequence number of the next event to write. Guarded
-	// by Hub.mu.
-	cursor uint64
+	cfg  Config
+	feed feed
 	// wake has room for one signal. A publish that finds it full knows a
 	// wake-up is already pending, so publishing never blocks; the stream
 	// then writes every event logged since its last write.
 	wake chan struct{}
 	// gone is closed when the stream must end: replaced by a newer stream,
-	// disconnected, its client removed, or the hub closed. ended, guarded by Hub.mu,
-	// makes sure it is closed once.
+	// disconnected, its client removed, or the registry closed or cut off.
+	// ended makes sure it is closed once, and lost says the registry lost
+	// events the stream may not have written (see GapEvent). Both are
+	// guarded by the lock of the registry that made the stream, and read by
+	// Serve only after gone is closed.
 	gone  chan struct{}
 	ended bool
+	lost  bool
 	// buf is reused for every write, so a stream in its steady state
 	// encodes and writes events without allocating. Only Serve uses it.
 	buf []byte
 }
 
-// notify wakes the stream. The caller holds Hub.mu.
+// feed is the registry's side of one stream: where its events come from.
+type feed interface {
+	// next returns the events the stream has not yet written, the first
+	// of them numbered seq, and moves past them. final reports that the
+	// last of them is the run's final event.
+	next() (seq uint64, events []entry, final bool)
+	// delivered records that the stream has written the run's final
+	// event, numbered seq.
+	delivered(seq uint64)
+}
+
+func newStream(cfg Config, f feed) *Stream {
+	return &Stream{
+		cfg:  cfg,
+		feed: f,
+		wake: make(chan struct{}, 1),
+		gone: make(chan struct{}),
+	}
+}
+
+// notify wakes the stream. The caller holds the registry's lock.
 func (s *Stream) notify() {
 	select {
 	case s.wake <- struct{}{}:
@@ -69,11 +90,20 @@ func (s *Stream) notify() {
 	}
 }
 
-// end tells Serve to return. The caller holds Hub.mu.
+// end tells Serve to return. The caller holds the registry's lock.
 func (s *Stream) end() {
 	if !s.ended {
 		s.ended = true
 		close(s.gone)
+	}
+}
+
+// lose ends the stream with a gap event: the registry can no longer say
+// which events the client missed. The caller holds the registry's lock.
+func (s *Stream) lose() {
+	if !s.ended {
+		s.lost = true
+		s.end()
 	}
 }
 
@@ -85,7 +115,7 @@ func (s *Stream) end() {
 // the stream, or when ctx is done (the client went away); it returns the
 // error of a failed write. w must not have been written to.
 func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
-	cfg := s.hub.cfg
+	cfg := s.cfg
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -119,7 +149,7 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	heartbeat := time.NewTicker(cfg.Heartbeat)
 	defer heartbeat.Stop()
 	for {
-		if seq, events, final := s.pending(); len(events) > 0 {
+		if seq, events, final := s.feed.next(); len(events) > 0 {
 			// A client that fell behind may have many events waiting:
 			// write them in chunks, so the buffer stays small and each
 			// chunk gets a deadline of its own.
@@ -139,7 +169,7 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 				}
 			}
 			if final {
-				s.sentFinal()
+				s.feed.delivered(seq + uint64(len(events)) - 1)
 				return nil
 			}
 			heartbeat.Reset(cfg.Heartbeat)
@@ -149,6 +179,9 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 		case <-ctx.Done():
 			return nil
 		case <-s.gone:
+			if s.lost {
+				return write(appendEvent(s.buf, GapEvent, "", GapData))
+			}
 			return nil
 		case <-s.wake:
 		case <-heartbeat.C:
@@ -156,37 +189,5 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 				return err
 			}
 		}
-	}
-}
-
-// pending returns the logged events the stream has not yet written, the
-// first of them numbered seq, and advances its cursor past them. final
-// reports that the last of them is the run's final event.
-func (s *Stream) pending() (seq uint64, events []entry, final bool) {
-	s.hub.mu.Lock()
-	defer s.hub.mu.Unlock()
-
-	c := s.client
-	first := c.first()
-	if s.cursor < first {
-		s.cursor = first // a new run began: all of its events are new
-	}
-	if s.cursor >= c.next {
-		return 0, nil, false
-	}
-	// The slice is read after the lock is released; see client.log.
-	seq, events = s.cursor, c.log[s.cursor-first:]
-	s.cursor = c.next
-	return seq, events, c.finished
-}
-
-// sentFinal records that the run's final event has been written, so that a
-// fresh stream for the client does not replay a run it has already seen.
-func (s *Stream) sentFinal() {
-	s.hub.mu.Lock()
-	defer s.hub.mu.Unlock()
-
-	if c := s.client; c.finished && s.cursor == c.next {
-		c.finalSent = true
 	}
 }

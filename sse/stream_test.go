@@ -28,7 +28,7 @@ func newServer(t *testing.T, cfg sse.Config) (*sse.Hub, *httptest.Server) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		stream, detach, err := hub.Attach(r.URL.Query().Get("id"), last)
+		stream, detach, err := hub.Attach(context.Background(), r.URL.Query().Get("id"), last)
 		if errors.Is(err, sse.ErrFinished) {
 			w.WriteHeader(http.StatusNoContent)
 			return
@@ -100,7 +100,7 @@ func TestServeWritesHeadersRetryEventsAndEnds(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "retry: 1500\n", line)
 
-	require.NoError(t, hub.Start("a", progress(3)))
+	require.NoError(t, hub.Start(context.Background(), "a", progress(3)))
 	body, err := io.ReadAll(br) // the stream ends after the final event
 	require.NoError(t, err)
 	events, _, err := ssetest.Parse(body)
@@ -118,7 +118,7 @@ func TestServeResumesFromHeaderOrQuery(t *testing.T) {
 	first := get(t, srv.URL+"?id=a", nil)
 	defer closeBody(first)
 	require.Equal(t, http.StatusOK, first.StatusCode)
-	require.NoError(t, hub.Start("a", progress(3)))
+	require.NoError(t, hub.Start(context.Background(), "a", progress(3)))
 	_, err := io.ReadAll(first.Body)
 	require.NoError(t, err)
 
@@ -206,7 +206,7 @@ func TestServeSendsNoHeartbeatWhileBusy(t *testing.T) {
 
 	// Events every 10ms for three heartbeat periods: the stream is never
 	// idle for a whole period, so no comment is due.
-	require.NoError(t, hub.Start("a", func(ctx context.Context, r *sse.Run) {
+	require.NoError(t, hub.Start(context.Background(), "a", func(ctx context.Context, r *sse.Run) {
 		ticker := time.NewTicker(10 * time.Millisecond)
 		defer ticker.Stop()
 		for range 60 {

@@ -50,7 +50,7 @@ func TestStuckClientsDelayNoOne(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return hub.Stats().Streams == stuck }, 5*time.Second, time.Millisecond)
 	for i := range stuck {
-		require.NoError(t, hub.Start(fmt.Sprintf("stuck-%d", i), flood))
+		require.NoError(t, hub.Start(context.Background(), fmt.Sprintf("stuck-%d", i), flood))
 	}
 
 	// The ordinary clients, each with a run of its own that ticks every
@@ -74,7 +74,7 @@ func TestStuckClientsDelayNoOne(t *testing.T) {
 		resp := get(t, fmt.Sprintf("%s?id=normal-%d", srv.URL, i), nil)
 		defer closeBody(resp)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.NoError(t, hub.Start(fmt.Sprintf("normal-%d", i), tick))
+		require.NoError(t, hub.Start(context.Background(), fmt.Sprintf("normal-%d", i), tick))
 		wg.Go(func() {
 			r := ssetest.NewReader(resp.Body)
 			for {
