@@ -12,7 +12,7 @@ LINT          := $(GOBIN)/golangci-lint
 
 # help: list the targets
 help:
-	@awk '/^# [a-z-]+: /{i = index($$0, ": "); printf "  %-10s %s\n", substr($$0, 3, i - 3), substr($$0, i + 2)}' $(MAKEFILE_LIST)
+	@awk '/^# [a-z0-9-]+: /{i = index($$0, ": "); printf "  %-10s %s\n", substr($$0, 3, i - 3), substr($$0, i + 2)}' $(MAKEFILE_LIST)
 
 # run: serve the page at http://$(ADDR) (override: make run ADDR=:8080)
 run:
@@ -22,12 +22,14 @@ run:
 build:
 	$(GO) build -o $(BIN) .
 
-# test: gofmt and vet checks, then every test with the race detector
+# test: gofmt and vet checks, then every test with the race detector (installs redis-server if missing)
 test: fmt-check vet
+	@sh scripts/apt-install.sh redis-server
 	$(GO) test -race -count=1 ./...
 
-# e2e: the page in headless Chromium against the real server (apt-get install chromium)
+# e2e: the page in headless Chromium against the real server (installs chromium, redis-server if missing)
 e2e:
+	@sh scripts/apt-install.sh chromium redis-server
 	$(GO) test -tags e2e -race -count=1 ./e2e
 
 # screenshot: refresh docs/screenshot.png from the e2e run (a CJK font draws the 中文 button)

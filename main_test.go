@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"gin-sse-progress/internal/redistest"
 	"gin-sse-progress/internal/ssetest"
 )
 
@@ -84,6 +86,12 @@ func TestParseConfigFlagsAndEnvironment(t *testing.T) {
 			func(t *testing.T, c config) { assert.Equal(t, "127.0.0.1:6060", c.pprofAddr) }},
 		{"no origins by default", nil, nil,
 			func(t *testing.T, c config) { assert.Empty(t, c.allowOrigins) }},
+		{"registry in memory by default", nil, nil,
+			func(t *testing.T, c config) { assert.Empty(t, c.redisURL) }},
+		{"redis from env", nil, map[string]string{"REDIS_URL": "redis://10.0.0.5:6380/2"},
+			func(t *testing.T, c config) { assert.Equal(t, "redis://10.0.0.5:6380/2", c.redisURL) }},
+		{"-redis wins over env", []string{"-redis", "redis://127.0.0.1:6379/0"}, map[string]string{"REDIS_URL": "redis://x:1/0"},
+			func(t *testing.T, c config) { assert.Equal(t, "redis://127.0.0.1:6379/0", c.redisURL) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +129,9 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-allow-origin", "a.example"}, nil, "-allow-origin"},
 		{[]string{"-allow-origin", "ftp://a.example"}, nil, "-allow-origin"},
 		{nil, map[string]string{"ALLOW_ORIGIN": "https://a.example?x"}, "-allow-origin"},
+		{[]string{"-redis", "http://127.0.0.1:6379"}, nil, "-redis"},
+		{[]string{"-redis", "redis://127.0.0.1:6379/x"}, nil, "-redis"},
+		{nil, map[string]string{"REDIS_URL": "127.0.0.1:6379"}, "-redis"},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"extra"}, nil, "extra"},
 	}
@@ -142,6 +153,47 @@ func TestExitCode(t *testing.T) {
 func TestRunRefusesBadConfigBeforeListening(t *testing.T) {
 	err := run(context.Background(), []string{"app", "-step", "3"}, env(nil), io.Discard)
 	assert.Equal(t, 2, exitCode(err))
+}
+
+// TestRunNeedsItsRedis: with -redis, a Redis that does not answer stops the
+// server at start, with an error that names the flag and hides the password.
+func TestRunNeedsItsRedis(t *testing.T) {
+	var log bytes.Buffer
+	url := "redis://user:secret@" + freeAddr(t) + "/0"
+	err := run(t.Context(), []string{"app", "-addr", "127.0.0.1:0", "-redis", url}, env(nil), &log)
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, err.Error(), "-redis")
+	assert.Contains(t, err.Error(), "connection refused")
+	assert.NotContains(t, err.Error()+log.String(), "secret")
+}
+
+// TestRunTwoInstancesOnRedis runs the program twice on one Redis: a run
+// started through B reaches the stream held by A.
+func TestRunTwoInstancesOnRedis(t *testing.T) {
+	redisURL := redistest.Start(t).URL()
+	a, b := freeAddr(t), freeAddr(t)
+	args := []string{"-tick", "1ms", "-redis", redisURL}
+	startRun(t, args, map[string]string{"ADDR": a})
+	startRun(t, args, map[string]string{"ADDR": b})
+
+	stream := ssetest.NewReader(openRaw(t, a, "/event/push?id=7"))
+	resp, err := http.Post("http://"+b+"/event/progress", "application/json", //nolint:noctx // the client's default will do
+		strings.NewReader(`{"id":7}`))
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	var got []string
+	for {
+		ev, err := stream.Next()
+		require.NoError(t, err)
+		got = append(got, ev.Type)
+		if ev.Type == "close" {
+			break
+		}
+	}
+	assert.Len(t, got, 22, "21 updates and close, through Redis: %v", got)
 }
 
 func freeAddr(t *testing.T) string {

@@ -43,6 +43,15 @@ type page struct {
 	mu       sync.Mutex
 	console  []string
 	requests []string
+	expected []string // console messages the test expects, by a part of them
+}
+
+// expectConsole lets console messages that contain part through the check
+// at the end of the test.
+func (p *page) expectConsole(part string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expected = append(p.expected, part)
 }
 
 // openPage opens the page in a new tab of the shared browser. setup runs
@@ -55,7 +64,10 @@ func openPage(t *testing.T, srv *server, setup ...chromedp.Action[chromedp.Void]
 	t.Cleanup(func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		assert.Empty(t, p.console, "the page writes nothing to the console")
+		unexpected := slices.DeleteFunc(slices.Clone(p.console), func(msg string) bool {
+			return slices.ContainsFunc(p.expected, func(part string) bool { return strings.Contains(msg, part) })
+		})
+		assert.Empty(t, unexpected, "the page writes nothing else to the console")
 		for _, u := range p.requests {
 			assert.True(t, sameOrigin(srv.URL, u), "request leaves the page's origin: %s", u)
 		}
@@ -179,8 +191,15 @@ func frames(t *testing.T, entries []entry) []frame {
 		}
 	}
 	require.GreaterOrEqual(t, start, 0, "the panel shows the POST that started the run")
+	return parseFrames(t, entries[start+1:])
+}
+
+// parseFrames parses the frames among entries, checking that each is written
+// as on the wire: event, id, data lines.
+func parseFrames(t *testing.T, entries []entry) []frame {
+	t.Helper()
 	var out []frame
-	for _, e := range entries[start+1:] {
+	for _, e := range entries {
 		if !strings.HasPrefix(e.Class, "frame ") {
 			continue
 		}

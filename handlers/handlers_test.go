@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,8 +82,76 @@ func onRedis(srv *redistest.Server) backend {
 	}}
 }
 
+// onCluster is three registries shared through srv, each call going to the
+// next: every request of a test lands on another instance than the last.
+func onCluster(srv *redistest.Server) backend {
+	redis := onRedis(srv)
+	return backend{"redis, 3 instances", func(t *testing.T, cfg sse.Config) sse.Registry {
+		c := &roundRobin{}
+		for range 3 {
+			c.hubs = append(c.hubs, redis.hub(t, cfg))
+		}
+		return c
+	}}
+}
+
+// roundRobin spreads the calls of the handlers over several registries, as
+// a load balancer spreads requests over instances.
+type roundRobin struct {
+	hubs []sse.Registry
+	next atomic.Uint64
+}
+
+func (c *roundRobin) pick() sse.Registry {
+	return c.hubs[(c.next.Add(1)-1)%uint64(len(c.hubs))]
+}
+
+func (c *roundRobin) Attach(ctx context.Context, id string, last uint64) (*sse.Stream, func(), error) {
+	return c.pick().Attach(ctx, id, last)
+}
+
+func (c *roundRobin) Start(ctx context.Context, id string, fn sse.RunFunc) error {
+	return c.pick().Start(ctx, id, fn)
+}
+
+func (c *roundRobin) Remove(ctx context.Context, id string) error {
+	return c.pick().Remove(ctx, id)
+}
+
+func (c *roundRobin) Disconnect(ctx context.Context, id string) error {
+	return c.pick().Disconnect(ctx, id)
+}
+
+func (c *roundRobin) Stats() sse.Stats {
+	var sum sse.Stats
+	for _, h := range c.hubs {
+		st := h.Stats()
+		sum.Clients += st.Clients
+		sum.Streams += st.Streams
+		sum.Runs += st.Runs
+	}
+	return sum
+}
+
+func (c *roundRobin) Health(ctx context.Context) error {
+	for _, h := range c.hubs {
+		if err := h.Health(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *roundRobin) Close() {
+	for _, h := range c.hubs {
+		h.Close()
+	}
+}
+
 // integration is the suite every registry must pass: the wire contract
-// does not depend on where the registry is.
+// does not depend on where the registry is, nor on how many instances
+// share it. Only TooManyStreams is left out on a cluster: -max-clients
+// limits each instance, and the round robin puts each stream on another.
 var integration = []struct {
 	name string
 	test func(t *testing.T, b backend)
@@ -108,9 +177,13 @@ var integration = []struct {
 }
 
 func TestIntegration(t *testing.T) {
-	for _, b := range []backend{memory(), onRedis(redistest.Start(t))} {
+	srv := redistest.Start(t)
+	for _, b := range []backend{memory(), onRedis(srv), onCluster(srv)} {
 		t.Run(b.name, func(t *testing.T) {
 			for _, tc := range integration {
+				if tc.name == "TooManyStreams" && b.name == "redis, 3 instances" {
+					continue // per instance; TestClusterLimitIsPerInstance
+				}
 				t.Run(tc.name, func(t *testing.T) { tc.test(t, b) })
 			}
 		})

@@ -96,10 +96,11 @@ type RedisHub struct {
 	epoch uint64                   // counts pub/sub connections
 }
 
-// subscription is one channel subscribed to for the streams held here.
+// subscription is one channel subscribed to for the streams held here and
+// the runs owned here.
 type subscription struct {
-	streams int
-	ready   chan struct{} // closed once Redis has done the SUBSCRIBE
+	users int
+	ready chan struct{} // closed once Redis has done the SUBSCRIBE
 }
 
 // redisRun is a run owned by this instance.
@@ -137,6 +138,7 @@ func NewRedisHub(ctx context.Context, cfg Config, rdb *redis.Client, opts RedisO
 		ps:     ps,
 		subs:   make(map[string]*subscription),
 		pings:  make(map[string]*subscription),
+		epoch:  1,
 	}
 	h.wg.Go(func() { h.listen(ps) })
 	h.wg.Go(h.keep)
@@ -161,8 +163,14 @@ func logKey(id string) string  { return "sse:{" + id + "}:log" }
 func runKey(id string) string  { return "sse:{" + id + "}:run" }
 func channel(id string) string { return "sse:{" + id + "}" }
 
+// ownerChannel is where a remove reaches the instance that owns the run. It
+// is not channel(id), so that the number of instances listening there tells
+// whether any holds a stream.
+func ownerChannel(id string) string { return "sse:{" + id + "}:owner" }
+
 // clientOf returns the client id of a channel.
 func clientOf(ch string) string {
+	ch = strings.TrimSuffix(ch, ":owner")
 	return strings.TrimSuffix(strings.TrimPrefix(ch, "sse:{"), "}")
 }
 
@@ -303,15 +311,16 @@ end
 return 0
 `)
 
-// removeScript forgets a client and tells the instances holding its stream.
-// It returns 1, or 0 for an unknown client.
+// removeScript forgets a client and tells the instances holding its stream
+// or owning its run. It returns 1, or 0 for an unknown client.
 //
-// KEYS: hash, log, run. ARGV: channel.
+// KEYS: hash, log, run. ARGV: channel, owner channel.
 var removeScript = redis.NewScript(`
 local known = redis.call('EXISTS', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 if known == 1 then
 	redis.call('PUBLISH', ARGV[1], 'r')
+	redis.call('PUBLISH', ARGV[2], 'r')
 end
 return known
 `)
@@ -357,7 +366,11 @@ func (h *RedisHub) Attach(ctx context.Context, id string, lastEventID uint64) (*
 	h.mu.Unlock()
 	detach := sync.OnceFunc(func() { h.detach(f) })
 
-	if err := h.subscribe(ctx, f); err != nil {
+	epoch, err := h.subscribe(ctx, channel(id), true)
+	h.mu.Lock()
+	f.epoch = epoch // for detach, even if the wait failed
+	h.mu.Unlock()
+	if err != nil {
 		detach()
 		return nil, nil, err
 	}
@@ -425,60 +438,61 @@ func parseEntries(v any) ([]loggedEvent, error) {
 	return events, nil
 }
 
-// subscribe makes sure this instance is subscribed to f's channel, and
-// waits until Redis has done it.
-func (h *RedisHub) subscribe(ctx context.Context, f *redisFeed) error {
-	ch := channel(f.id)
+// subscribe makes sure this instance is subscribed to channel ch, for a
+// stream or a run, and returns the number of the pub/sub connection
+// it is subscribed on, for unsubscribe, or 0 if it is not. If wait is set,
+// it returns once Redis has done the SUBSCRIBE.
+func (h *RedisHub) subscribe(ctx context.Context, ch string, wait bool) (epoch uint64, err error) {
 	h.subMu.Lock()
 	if h.ps == nil {
 		h.subMu.Unlock()
-		return unavailable(errors.New("no link to Redis"))
+		return 0, unavailable(errors.New("no link to Redis"))
 	}
-	f.epoch = h.epoch
 	sub := h.subs[ch]
 	if sub == nil {
 		sub = &subscription{ready: make(chan struct{})}
-		h.subs[ch] = sub
 		// Redis answers a PING on a pub/sub connection in turn, after
 		// the SUBSCRIBE sent before it.
 		h.mu.Lock()
 		ping := h.token()
 		h.mu.Unlock()
-		h.pings[ping] = sub
 		err := h.ps.Subscribe(ctx, ch)
 		if err == nil {
 			err = h.ps.Ping(ctx, ping)
 		}
 		if err != nil {
-			delete(h.subs, ch)
-			delete(h.pings, ping)
 			h.subMu.Unlock()
-			return unavailable(err)
+			return 0, unavailable(err)
 		}
+		h.subs[ch] = sub
+		h.pings[ping] = sub
 	}
-	sub.streams++
+	sub.users++
+	epoch = h.epoch
 	h.subMu.Unlock()
 
+	if !wait {
+		return epoch, nil
+	}
 	select {
 	case <-sub.ready:
-		return nil
+		return epoch, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return epoch, ctx.Err()
 	}
 }
 
-// unsubscribe undoes f's subscribe, once f's stream is over.
-func (h *RedisHub) unsubscribe(f *redisFeed) {
-	ch := channel(f.id)
+// unsubscribe undoes a subscribe that returned epoch.
+func (h *RedisHub) unsubscribe(ch string, epoch uint64) {
 	h.subMu.Lock()
 	defer h.subMu.Unlock()
 
 	sub := h.subs[ch]
-	if f.epoch != h.epoch || sub == nil || h.ps == nil {
+	if epoch != h.epoch || sub == nil || h.ps == nil {
 		return // subscribed on a connection since lost
 	}
-	sub.streams--
-	if sub.streams == 0 {
+	sub.users--
+	if sub.users == 0 {
 		delete(h.subs, ch)
 		// A failed UNSUBSCRIBE costs only messages to ignore; a broken
 		// connection is noticed by listen.
@@ -494,10 +508,12 @@ func (h *RedisHub) detach(f *redisFeed) {
 		delete(h.feeds, f.id)
 	}
 	h.streams--
-	started, closed := f.gen > 0, h.closed
+	started, closed, epoch := f.gen > 0, h.closed, f.epoch
 	h.mu.Unlock()
 
-	h.unsubscribe(f)
+	if epoch > 0 {
+		h.unsubscribe(channel(f.id), epoch)
+	}
 	if !started || closed {
 		return
 	}
@@ -534,6 +550,13 @@ func (h *RedisHub) Start(ctx context.Context, id string, fn RunFunc) error {
 		return ErrRunning
 	}
 
+	// Subscribed, so that a remove on any instance stops the run at once.
+	// A run that misses it stops at its next event: its claim is gone.
+	epoch, err := h.subscribe(ctx, ownerChannel(id), false)
+	if err != nil {
+		h.release(id, token)
+		return err
+	}
 	rctx, cancel := context.WithCancel(h.ctx)
 	rr := &redisRun{token: token, cancel: cancel}
 	r := &Run{cancel: cancel}
@@ -545,6 +568,7 @@ func (h *RedisHub) Start(ctx context.Context, id string, fn RunFunc) error {
 	defer h.mu.Unlock()
 	if h.closed {
 		cancel()
+		h.unsubscribe(ownerChannel(id), epoch)
 		h.release(id, token)
 		return ErrClosed
 	}
@@ -557,6 +581,7 @@ func (h *RedisHub) Start(ctx context.Context, id string, fn RunFunc) error {
 			delete(h.runs, id)
 		}
 		h.mu.Unlock()
+		h.unsubscribe(ownerChannel(id), epoch)
 		// A run that finished has let go already; one that was stopped
 		// lets go here, so the client can start another at once.
 		h.release(id, token)
@@ -614,7 +639,7 @@ func (h *RedisHub) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	switch known, err := removeScript.Run(ctx, h.rdb,
-		[]string{hashKey(id), logKey(id), runKey(id)}, channel(id)).Int(); {
+		[]string{hashKey(id), logKey(id), runKey(id)}, channel(id), ownerChannel(id)).Int(); {
 	case err != nil:
 		return unavailable(err)
 	case known == 0:
@@ -733,7 +758,7 @@ func (h *RedisHub) lose(ps *redis.PubSub, err error) {
 	h.subMu.Lock()
 	_ = ps.Close()
 	h.ps = nil
-	h.epoch++
+	h.epoch++ // never 0: that means "not subscribed"
 	clear(h.subs)
 	for _, sub := range h.pings {
 		close(sub.ready) // the attach goes on to fail, or finds its stream lost
@@ -821,9 +846,7 @@ func (h *RedisHub) deliver(id, payload string) {
 		for f := range feeds {
 			f.stream.end()
 		}
-		// The run stops too, if it is here. One owned by an instance
-		// that holds no stream of the client stops at its next event,
-		// or when keep finds its claim gone.
+		// The run stops too, if it is here.
 		if rr := h.runs[id]; rr != nil {
 			rr.cancel()
 		}
@@ -906,9 +929,9 @@ type redisFeed struct {
 	hub    *RedisHub
 	id     string
 	stream *Stream
-	epoch  uint64 // of the pub/sub connection it subscribed on; guarded by subMu
 
 	// Guarded by hub.mu.
+	epoch  uint64        // of the pub/sub connection it subscribed on, or 0
 	gen    uint64        // the attach's number; 0 until Attach has it
 	newest uint64        // the newest attach heard of before then
 	early  []loggedEvent // live events heard before then

@@ -6,7 +6,6 @@ package redistest
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
@@ -75,7 +74,9 @@ func (s *Server) Stop() {
 
 func (s *Server) start() {
 	s.t.Helper()
-	cmd := exec.Command("redis-server",
+	// Not the test's context: that ends before the cleanups that still
+	// use the server. Stop kills it.
+	cmd := exec.CommandContext(context.Background(), "redis-server",
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--loglevel", "warning", "--maxclients", "10000")
@@ -120,9 +121,4 @@ func freePort(t testing.TB) int {
 	}
 	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// String describes the server, for test logs.
-func (s *Server) String() string {
-	return fmt.Sprintf("redis-server at %s", s.Addr())
 }

@@ -17,6 +17,7 @@
       lost: "error · the stream ended without close; the browser waits the retry delay, then reconnects",
       failed: "error · the browser gave up: readyState is CLOSED",
       closed: "the page calls es.close(): the run is over, no reconnect",
+      gap: "gap · the server lost its registry (Redis): updates after id {id} may be missing, and the run stopped; the browser reconnects, then start again",
       started: "POST /event/progress · the page asks for a run",
       dropped: "POST /event/drop · the page asks the server to cut the stream",
       tally: "{updates} updates · {missing} missing · {repeated} repeated",
@@ -32,6 +33,7 @@
       lost: "error · 流没有 close 就断了；浏览器等待 retry 时长后重连",
       failed: "error · 浏览器放弃了：readyState 为 CLOSED",
       closed: "页面调用 es.close()：任务结束，不再重连",
+      gap: "gap · 服务器失去了它的注册表（Redis）：id {id} 之后的 update 可能丢失，任务已停止；浏览器会重连，之后请重新开始",
       started: "POST /event/progress · 页面请求开始任务",
       dropped: "POST /event/drop · 页面请服务器切断这条流",
       tally: "{updates} 个 update · 缺失 {missing} · 重复 {repeated}",
@@ -221,6 +223,15 @@
         showTally();
       }
       showCount(data.count);
+    });
+    // A server whose registry is shared through Redis ends the stream with
+    // "gap" when it loses Redis: it can no longer tell what was missed.
+    // The event has no id, so the browser reconnects with the last one.
+    es.addEventListener("gap", (e) => {
+      showFrame(e);
+      showMark("gap", "gap", { id: e.lastEventId || "–" });
+      running = false;
+      showState();
     });
     es.addEventListener("close", (e) => {
       noteEvent(e);
