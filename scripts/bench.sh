@@ -7,16 +7,22 @@
 # more, the server runs on core 0 and the generator on core 1, so that they
 # do not take time from each other.
 #
+# SERVERS names binaries in bin/, or "redis2": two instances of
+# gin-sse-progress sharing their clients through a redis-server of the
+# script's own. The generator opens half the streams on each instance and
+# starts every run through the other one; the instances and Redis all run on
+# core 0, and their memory and CPU time are added up.
+#
 # Settings, from the environment:
 #   CLIENTS  streams (each with one run) per measurement  [1000 10000]
-#   SERVERS  binaries in bin/ to measure                  [gin-sse-progress baseline]
+#   SERVERS  what to measure                              [gin-sse-progress redis2 baseline]
 #   RATE     runs started per second                      [1000]
 #   TICK     the servers' tick                            [1s]
 #   OUT      the JSON lines file of the results           [bin/bench.jsonl]
 set -eu
 
 CLIENTS=${CLIENTS:-1000 10000}
-SERVERS=${SERVERS:-gin-sse-progress baseline}
+SERVERS=${SERVERS:-gin-sse-progress redis2 baseline}
 RATE=${RATE:-1000}
 TICK=${TICK:-1s}
 OUT=${OUT:-bin/bench.jsonl}
@@ -26,6 +32,9 @@ mkdir -p bin
 $GO build -o bin/gin-sse-progress .
 $GO build -o bin/baseline ./cmd/baseline
 $GO build -o bin/loadgen ./cmd/loadgen
+case " $SERVERS " in
+*" redis2 "*) sh scripts/apt-install.sh redis-server ;;
+esac
 
 server_cpu= load_cpu=
 if command -v taskset >/dev/null 2>&1 && [ "$(nproc --all)" -ge 2 ]; then
@@ -34,30 +43,75 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc --all)" -ge 2 ]; then
 fi
 
 : >"$OUT"
-log=$(mktemp)
-pid=
-trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -f "$log"' EXIT
+tmp=$(mktemp -d)
+pids=
+stop() {
+	for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in $pids; do wait "$p" 2>/dev/null || true; done
+	pids=
+}
+trap 'stop; rm -rf "$tmp"' EXIT
+
+# serve NAME BINARY ARGS... starts a server and sets addr to the address its
+# log says it listens on.
+serve() {
+	name=$1 bin=$2
+	shift 2
+	$server_cpu "bin/$bin" -addr 127.0.0.1:0 -tick "$TICK" "$@" 2>"$tmp/$name.log" &
+	pids="$pids $!"
+	addr=
+	for _ in $(seq 100); do
+		addr=$(sed -n 's/.*msg=listening addr=\([^ ]*\).*/\1/p' "$tmp/$name.log")
+		[ -n "$addr" ] && return
+		sleep 0.1
+	done
+	echo "bin/$bin did not start:" >&2
+	cat "$tmp/$name.log" >&2
+	exit 1
+}
+
+# redis starts a redis-server on a free port, keeping nothing on disk, and
+# sets redis_url.
+redis() {
+	for port in $(seq 16379 16479); do
+		$server_cpu redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+			--dir "$tmp" --maxclients 1000 >"$tmp/redis.log" 2>&1 &
+		p=$!
+		for _ in $(seq 50); do
+			if grep -q "Ready to accept connections" "$tmp/redis.log"; then
+				pids="$pids $p"
+				redis_url="redis://127.0.0.1:$port/0"
+				return
+			fi
+			kill -0 "$p" 2>/dev/null || break # the port was taken
+			sleep 0.1
+		done
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	echo "redis-server did not start:" >&2
+	cat "$tmp/redis.log" >&2
+	exit 1
+}
 
 for c in $CLIENTS; do
 	for server in $SERVERS; do
-		$server_cpu "bin/$server" -addr 127.0.0.1:0 -tick "$TICK" -max-clients $((c + 100)) 2>"$log" &
-		pid=$!
-		addr=
-		for _ in $(seq 100); do
-			addr=$(sed -n 's/.*msg=listening addr=\([^ ]*\).*/\1/p' "$log")
-			[ -n "$addr" ] && break
-			sleep 0.1
-		done
-		if [ -z "$addr" ]; then
-			echo "bin/$server did not start:" >&2
-			cat "$log" >&2
-			exit 1
-		fi
-		$load_cpu bin/loadgen -url "http://$addr" -c "$c" -rate "$RATE" -tick "$TICK" \
-			-pid "$pid" -label "$server" -out "$OUT" >/dev/null
-		kill -TERM "$pid"
-		wait "$pid" || true
-		pid=
+		case $server in
+		redis2)
+			redis
+			serve a gin-sse-progress -redis "$redis_url" -max-clients $((c + 100))
+			a=$addr
+			serve b gin-sse-progress -redis "$redis_url" -max-clients $((c + 100))
+			urls="http://$a,http://$addr" label="two on Redis"
+			;;
+		*)
+			serve "$server" "$server" -max-clients $((c + 100))
+			urls="http://$addr" label=$server
+			;;
+		esac
+		$load_cpu bin/loadgen -url "$urls" -c "$c" -rate "$RATE" -tick "$TICK" \
+			-pid "$(echo $pids | tr ' ' ',')" -label "$label" -out "$OUT" >/dev/null
+		stop
 	done
 done
 

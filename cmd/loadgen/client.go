@@ -22,9 +22,10 @@ import (
 // goroutines and its own buffers per connection; this is as lean as a
 // browser's connection is to the server, and leaner on the generator's side.
 type client struct {
-	id   string
-	conn net.Conn
-	body *bufio.Reader
+	id       string
+	instance int // the -url index of the instance holding the stream
+	conn     net.Conn
+	body     *bufio.Reader
 
 	// Set by open.
 	connect time.Duration // from the dial to the response's headers

@@ -9,6 +9,12 @@
 //     given -pid);
 //   - the server's CPU time while the runs go, and per 1,000 events
 //     (/proc/PID/stat);
+//
+// Given several URLs, instances of one server sharing their clients through
+// Redis, it spreads the streams over them in turn and sends each client's
+// POST to the instance after the one holding its stream, as a load balancer
+// might. Given several pids (the instances and Redis), it adds up their
+// memory and CPU time.
 //   - completeness: updates received of those expected, out of order,
 //     duplicated, and streams that ended with their close event;
 //   - timeliness: the first update after the POST is sent, the POST's own
@@ -30,6 +36,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -46,14 +53,14 @@ func main() {
 
 // options are the command line's settings.
 type options struct {
-	url     string
+	urls    list
 	clients int
 	rate    float64
 	dialers int
 	posters int
 	tick    time.Duration
 	step    int
-	pid     int
+	pids    list
 	label   string
 	prefix  string
 	timeout time.Duration
@@ -63,20 +70,20 @@ type options struct {
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	o := options{
-		url: "http://127.0.0.1:3000", clients: 1000, rate: 1000, dialers: 64, posters: 32,
+		urls: list{"http://127.0.0.1:3000"}, clients: 1000, rate: 1000, dialers: 64, posters: 32,
 		tick: time.Second, step: 5, timeout: 10 * time.Minute,
 		prefix: "lg" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.url, "url", o.url, "the server's base `URL`")
+	fs.Var(&o.urls, "url", "the server's base `URL`, or the comma-separated URLs of its instances")
 	fs.IntVar(&o.clients, "c", o.clients, "streams to open, each with one run")
 	fs.Float64Var(&o.rate, "rate", o.rate, "runs started per second")
 	fs.IntVar(&o.dialers, "dialers", o.dialers, "streams being opened at once")
 	fs.IntVar(&o.posters, "posters", o.posters, "POSTs in flight at once, each on a kept-alive connection")
 	fs.DurationVar(&o.tick, "tick", o.tick, "the server's tick, which the gaps between updates are measured against")
 	fs.IntVar(&o.step, "step", o.step, "the server's count increment")
-	fs.IntVar(&o.pid, "pid", o.pid, "the server's process id, for its memory and CPU time (0: not measured)")
+	fs.Var(&o.pids, "pid", "the server's process id, or comma-separated ids to add up, for memory and CPU time (default: not measured)")
 	fs.StringVar(&o.label, "label", o.label, "the run's name in the results (default: the URL's host)")
 	fs.StringVar(&o.prefix, "prefix", o.prefix, "client ids are this prefix and a number")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up on streams still open after this long")
@@ -92,8 +99,34 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-c, -rate, -dialers, -posters, -tick and -timeout must be positive")
 	case o.step < 1 || 100%o.step != 0:
 		return o, errors.New("-step must divide 100")
+	case len(o.urls) == 0:
+		return o, errors.New("-url is empty")
+	}
+	for _, p := range o.pids {
+		if n, err := strconv.Atoi(p); err != nil || n <= 0 {
+			return o, fmt.Errorf("-pid %q: want process ids", p)
+		}
 	}
 	return o, nil
+}
+
+// list is a comma-separated flag value.
+type list []string
+
+func (l *list) String() string { return strings.Join(*l, ",") }
+
+func (l *list) Set(s string) error {
+	*l = strings.Split(s, ",")
+	return nil
+}
+
+// pidList returns the -pid values as numbers; parseOptions checked them.
+func (o options) pidList() []int {
+	out := make([]int, len(o.pids))
+	for i, p := range o.pids {
+		out[i], _ = strconv.Atoi(p)
+	}
+	return out
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -109,12 +142,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return printTable(stdout, results)
 	}
 
-	base, err := url.Parse(o.url)
-	if err != nil || base.Host == "" || base.Scheme != "http" {
-		return fmt.Errorf("-url %q: want http://host:port", o.url)
+	bases := make([]*url.URL, len(o.urls))
+	for i, u := range o.urls {
+		base, err := url.Parse(u)
+		if err != nil || base.Host == "" || base.Scheme != "http" {
+			return fmt.Errorf("-url %q: want http://host:port", u)
+		}
+		bases[i] = base
 	}
 	if o.label == "" {
-		o.label = base.Host
+		o.label = bases[0].Host
 	}
 	if err := checkFileLimits(o); err != nil {
 		return err
@@ -122,7 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	res, err := measure(ctx, o, base, stderr)
+	res, err := measure(ctx, o, bases, stderr)
 	if err != nil {
 		return err
 	}
@@ -143,7 +180,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // checkFileLimits makes sure that the generator, and the server if its pid
-// is known, can open a connection for each client.
+// is known, can open a connection for each client. Each instance holds its
+// share of the streams; -pid may name Redis too, which holds none.
 func checkFileLimits(o options) error {
 	limit, err := raiseFileLimit()
 	if err != nil {
@@ -153,30 +191,58 @@ func checkFileLimits(o options) error {
 	if need := uint64(o.clients + o.posters + 16); limit < need {
 		return fmt.Errorf("%d clients need %d open files and this process may open %d: raise the hard limit (ulimit -Hn)", o.clients, need, limit)
 	}
-	if o.pid == 0 {
-		return nil
-	}
-	limit, err = fileLimit(o.pid)
-	if err != nil {
-		return err
-	}
-	if need := uint64(o.clients + 16); limit < need {
-		return fmt.Errorf("%d streams need %d open files and the server (pid %d) may open %d", o.clients, need, o.pid, limit)
+	share := (o.clients + len(o.urls) - 1) / len(o.urls)
+	for _, pid := range o.pidList() {
+		limit, err = fileLimit(pid)
+		if err != nil {
+			return err
+		}
+		if need := uint64(share + 16); limit < need {
+			return fmt.Errorf("%d streams need %d open files and the server (pid %d) may open %d", share, need, pid, limit)
+		}
 	}
 	return nil
 }
 
+// readAll adds up the memory of the processes.
+func readAll(pids []int) (memory, error) {
+	var sum memory
+	for _, pid := range pids {
+		m, err := readMemory(pid)
+		if err != nil {
+			return sum, err
+		}
+		sum.RSS += m.RSS
+		sum.Peak += m.Peak
+	}
+	return sum, nil
+}
+
+// cpuAll adds up the CPU time of the processes.
+func cpuAll(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		d, err := cpuTime(pid)
+		if err != nil {
+			return sum, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
 // measure opens the streams, starts the runs and reads every stream to its
 // end, reading the server's memory and CPU time in between.
-func measure(ctx context.Context, o options, base *url.URL, stderr io.Writer) (result, error) {
+func measure(ctx context.Context, o options, bases []*url.URL, stderr io.Writer) (result, error) {
 	res := newResult(o)
 	t0 := time.Now()
 	since := func() time.Duration { return time.Since(t0) }
+	pids := o.pidList()
 
 	var before memory
-	if o.pid != 0 {
+	if len(pids) > 0 {
 		var err error
-		if before, err = readMemory(o.pid); err != nil {
+		if before, err = readAll(pids); err != nil {
 			return res, err
 		}
 	}
@@ -188,12 +254,12 @@ func measure(ctx context.Context, o options, base *url.URL, stderr io.Writer) (r
 	var opened, done sync.WaitGroup
 	dialing := make(chan struct{}, o.dialers)
 	for i := range clients {
-		c := &client{id: o.prefix + strconv.Itoa(i)}
+		c := &client{id: o.prefix + strconv.Itoa(i), instance: i % len(bases)}
 		clients[i] = c
 		dialing <- struct{}{}
 		opened.Add(1)
 		done.Go(func() {
-			err := c.open(ctx, base)
+			err := c.open(ctx, bases[c.instance])
 			<-dialing
 			openErrs[i] = err
 			opened.Done()
@@ -218,12 +284,12 @@ func measure(ctx context.Context, o options, base *url.URL, stderr io.Writer) (r
 
 	var open memory
 	var cpu0 time.Duration
-	if o.pid != 0 {
+	if len(pids) > 0 {
 		var err error
-		if open, err = readMemory(o.pid); err != nil {
+		if open, err = readAll(pids); err != nil {
 			return res, err
 		}
-		if cpu0, err = cpuTime(o.pid); err != nil {
+		if cpu0, err = cpuAll(pids); err != nil {
 			return res, err
 		}
 	}
@@ -238,7 +304,11 @@ func measure(ctx context.Context, o options, base *url.URL, stderr io.Writer) (r
 		},
 	}
 	defer hc.CloseIdleConnections()
-	progressURL := endpoint(base, "/event/progress").String()
+	// Each client's run is started through the next instance.
+	progressURLs := make([]string, len(bases))
+	for i := range bases {
+		progressURLs[i] = endpoint(bases[(i+1)%len(bases)], "/event/progress").String()
+	}
 	postErrs := make([]error, len(live))
 	jobs := make(chan int)
 	var posting sync.WaitGroup
@@ -246,7 +316,7 @@ func measure(ctx context.Context, o options, base *url.URL, stderr io.Writer) (r
 		posting.Go(func() {
 			for i := range jobs {
 				c := live[i]
-				if postErrs[i] = c.start(ctx, hc, progressURL, since); postErrs[i] != nil {
+				if postErrs[i] = c.start(ctx, hc, progressURLs[c.instance], since); postErrs[i] != nil {
 					_ = c.conn.Close() // no run is coming: end the stream
 				}
 			}
@@ -263,12 +333,12 @@ func measure(ctx context.Context, o options, base *url.URL, stderr io.Writer) (r
 	done.Wait()
 	res.RunPhase = (since() - runStart).Seconds()
 
-	if o.pid != 0 {
-		cpu1, err := cpuTime(o.pid)
+	if len(pids) > 0 {
+		cpu1, err := cpuAll(pids)
 		if err != nil {
 			return res, err
 		}
-		after, err := readMemory(o.pid)
+		after, err := readAll(pids)
 		if err != nil {
 			return res, err
 		}

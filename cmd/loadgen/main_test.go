@@ -11,7 +11,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"gin-sse-progress/handlers"
+	"gin-sse-progress/internal/redistest"
 	"gin-sse-progress/sse"
 )
 
@@ -28,12 +31,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// measureAgainst runs the generator against srv, with this process as the
-// server's pid, and returns its JSON result.
-func measureAgainst(t *testing.T, srv *httptest.Server, clients int) result {
+// measureAgainst runs the generator against the server at urls (one, or a
+// comma-separated list of instances), with this process as the server's
+// pid, and returns its JSON result.
+func measureAgainst(t *testing.T, urls string, clients int) result {
 	t.Helper()
 	var stdout bytes.Buffer
-	args := []string{"loadgen", "-url", srv.URL, "-c", strconv.Itoa(clients), "-rate", "2000",
+	args := []string{"loadgen", "-url", urls, "-c", strconv.Itoa(clients), "-rate", "2000",
 		"-tick", "5ms", "-pid", strconv.Itoa(os.Getpid()), "-timeout", "30s", "-label", "test"}
 	require.NoError(t, run(context.Background(), args, &stdout, io.Discard))
 
@@ -58,7 +62,7 @@ func TestMeasuresTheServer(t *testing.T) {
 	defer srv.Close()
 	defer hub.Close()
 
-	res := measureAgainst(t, srv, 200)
+	res := measureAgainst(t, srv.URL, 200)
 	assert.True(t, res.Complete, "%+v", res)
 	assert.Equal(t, 200, res.Connected)
 	assert.Equal(t, 200, res.Runs)
@@ -69,6 +73,49 @@ func TestMeasuresTheServer(t *testing.T) {
 	assert.Positive(t, res.GapDevMax, "gaps are measured")
 	assert.Less(t, res.GapDevP50, 5.0, "the gaps are about one tick")
 	assert.Positive(t, res.FirstP99)
+}
+
+// TestMeasuresInstancesOnRedis: with two URLs, the streams are shared
+// between the instances and each run is started through the other one.
+func TestMeasuresInstancesOnRedis(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	redisServer := redistest.Start(t)
+	cfg := sse.Config{
+		Retry: time.Second, Heartbeat: time.Minute, Grace: time.Minute,
+		MaxStreams: 1000, WriteTimeout: 5 * time.Second,
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var urls []string
+	var requests [2]struct{ push, progress atomic.Int64 }
+	for i := range requests {
+		hub, err := sse.NewRedisHub(t.Context(), cfg, redisServer.Client(), sse.RedisOptions{})
+		require.NoError(t, err)
+		t.Cleanup(hub.Close)
+		router := handlers.New(logger, hub, handlers.Options{
+			Progress: handlers.Progress{Tick: 5 * time.Millisecond, Step: 5},
+			Retry:    time.Second,
+		})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/event/push":
+				requests[i].push.Add(1)
+			case "/event/progress":
+				requests[i].progress.Add(1)
+			}
+			router.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+	}
+
+	res := measureAgainst(t, strings.Join(urls, ","), 200)
+	assert.True(t, res.Complete, "%+v", res)
+	assert.Equal(t, 200*21, res.Updates)
+	assert.Zero(t, res.OutOfOrder+res.Duplicates+res.Foreign+res.Errors)
+	for i := range requests {
+		assert.EqualValues(t, 100, requests[i].push.Load(), "instance %d holds half the streams", i)
+		assert.EqualValues(t, 100, requests[i].progress.Load(), "instance %d starts the other half's runs", i)
+	}
 }
 
 // TestFindsWhatIsWrong serves runs that skip the count 50, repeat 70 and
@@ -108,7 +155,7 @@ func TestFindsWhatIsWrong(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	res := measureAgainst(t, srv, 3)
+	res := measureAgainst(t, srv.URL, 3)
 	assert.False(t, res.Complete)
 	assert.Equal(t, 3*20, res.Updates, "50 is missing")
 	assert.Equal(t, 3, res.Duplicates, "70 twice")
