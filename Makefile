@@ -26,6 +26,7 @@ build:
 test: fmt-check vet
 	@sh scripts/apt-install.sh redis-server
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'StackStaysSmall' ./handlers # measured without -race, see handlers/stack_test.go
 
 # e2e: the page in headless Chromium against the real server (installs chromium, redis-server if missing)
 e2e:
@@ -36,9 +37,9 @@ e2e:
 screenshot:
 	$(GO) test -tags e2e -count=1 -run '^TestScreenshot$$' ./e2e -args -screenshot=$(CURDIR)/docs/screenshot.png
 
-# bench: load test: CLIENTS streams with a run each, on this server and on a bare net/http one
+# bench: load test: CLIENTS streams with a run each, on this server, two of it on Redis, and a bare net/http one
 CLIENTS ?= 1000 10000
-SERVERS ?= gin-sse-progress baseline
+SERVERS ?= gin-sse-progress redis2 baseline
 RATE    ?= 1000
 TICK    ?= 1s
 bench:
