@@ -41,7 +41,12 @@ func TestStreamStackStaysSmall(t *testing.T) {
 		require.NoError(t, err)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		require.NoError(t, err)
-		t.Cleanup(func() { _ = resp.Body.Close() })
+		// The connection first: closing the body of an open stream would
+		// wait for its end.
+		t.Cleanup(func() {
+			_ = conn.Close()
+			_ = resp.Body.Close()
+		})
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		line := make([]byte, len("retry: 10\n\n"))
 		_, err = resp.Body.Read(line) // the first write has been made

@@ -28,6 +28,14 @@
 // [Hub.Disconnect] ends a stream as a dropped connection would, to show a
 // resume; [Hub.Remove] forgets a client at once.
 //
+// [Registry] is what the HTTP handlers use of a hub. [Hub] keeps the
+// registry in the memory of one instance; [RedisHub] keeps it in Redis, so
+// that several instances behind a load balancer serve the same clients: a
+// run started on one reaches a stream held by another, and a reconnect to a
+// third resumes it. A RedisHub that loses Redis ends its streams with a
+// [GapEvent], so a client knows events may be missing.
+//
 // The package does not depend on any web framework: the handlers of this
-// project use it from Gin, and the tests from a plain http.HandlerFunc.
+// project use it from Gin, and the tests from a plain http.HandlerFunc. Its
+// one dependency is the Redis client, github.com/redis/go-redis/v9.
 package sse

@@ -45,7 +45,8 @@ type RedisOptions struct {
 //	              an expiry (the lease) that its owner renews
 //
 // and publishes on the channel sse:{id} each event as it is logged, and the
-// messages that end streams held by other instances. Both keys of the
+// messages that end streams held by other instances; on sse:{id}:owner, the
+// remove that stops a run on the instance that owns it. Both keys of the
 // client expire Grace after its last stream went away. While a stream is
 // open, the instance holding it renews them every Lease/3 for the longer of
 // Grace and Lease, so a client is not forgotten while its stream is open,
@@ -55,7 +56,8 @@ type RedisOptions struct {
 // for, on one pub/sub connection, before it reads the log: so a stream gets
 // the events logged before it attached from the log and the later ones from
 // the channel, and drops those it got twice. The Lua scripts below make each
-// step atomic in Redis.
+// step atomic in Redis. The events of the runs owned here go to Redis in
+// pipelines, all those waiting at once (see appendLoop).
 //
 // If the pub/sub connection breaks, the instance cannot tell which events
 // it missed: it ends every stream it holds with a gap event (see GapEvent)
@@ -77,24 +79,26 @@ type RedisHub struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	appends   chan *appendReq // the runs' events, to appendLoop
 
 	mu      sync.Mutex
 	feeds   map[string]map[*redisFeed]struct{} // streams held here, by client id
 	streams int
 	runs    map[string]*redisRun // runs owned here, by client id
-	appends chan *appendReq      // to appendLoop
 	tokens  uint64               // counts tokens handed out
 	linkErr error                // why the link to Redis is down, or nil
 	closed  bool
 
 	// subMu guards the pub/sub connection and the subscriptions, and
 	// orders what is written to the connection: a PING answered means
-	// every command sent before it has been done.
-	subMu sync.Mutex
-	ps    *redis.PubSub            // nil while the link is down
-	subs  map[string]*subscription // by channel
-	pings map[string]*subscription // by PING payload, until answered
-	epoch uint64                   // counts pub/sub connections
+	// every command sent before it has been done. No code holds mu and
+	// subMu at once.
+	subMu  sync.Mutex
+	ps     *redis.PubSub            // nil while the link is down
+	subs   map[string]*subscription // by channel
+	pings  map[string]*subscription // by PING payload, until answered
+	pinged uint64                   // counts PINGs
+	epoch  uint64                   // counts pub/sub connections
 }
 
 // subscription is one channel subscribed to for the streams held here and
@@ -177,8 +181,8 @@ func clientOf(ch string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(ch, "sse:{"), "}")
 }
 
-// token returns a name for a run or a subscription, unique across
-// instances. The caller holds h.mu.
+// token returns a name for a run, unique across instances. The caller holds
+// h.mu.
 func (h *RedisHub) token() string {
 	h.tokens++
 	return h.self + "-" + strconv.FormatUint(h.tokens, 10)
@@ -456,9 +460,8 @@ func (h *RedisHub) subscribe(ctx context.Context, ch string, wait bool) (epoch u
 		sub = &subscription{ready: make(chan struct{})}
 		// Redis answers a PING on a pub/sub connection in turn, after
 		// the SUBSCRIBE sent before it.
-		h.mu.Lock()
-		ping := h.token()
-		h.mu.Unlock()
+		h.pinged++
+		ping := strconv.FormatUint(h.pinged, 10)
 		err := h.ps.Subscribe(ctx, ch)
 		if err == nil {
 			err = h.ps.Ping(ctx, ping)
@@ -568,13 +571,14 @@ func (h *RedisHub) Start(ctx context.Context, id string, fn RunFunc) error {
 	}
 
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		cancel()
 		h.unsubscribe(ownerChannel(id), epoch)
 		h.release(id, token)
 		return ErrClosed
 	}
+	defer h.mu.Unlock() // Close must not start waiting before wg.Go
 	h.runs[id] = rr
 	h.wg.Go(func() {
 		defer cancel()
