@@ -19,8 +19,8 @@ import (
 // Options holds what the handlers need besides the logger and the hub.
 type Options struct {
 	Progress Progress
-	// Retry is the hub's reconnection delay; an over-limit answer asks the
-	// client to come back after it.
+	// Retry is the hub's reconnection delay; a 503 (over the limit, or the
+	// registry unavailable) asks the client to come back after it.
 	Retry time.Duration
 	// AllowOrigins lists the origins ("https://app.example.com") whose
 	// pages may use the API from the browser, credentials included. Empty:

@@ -15,6 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+var _ Registry = (*RedisHub)(nil)
+
 // RedisOptions holds the settings of a RedisHub besides its Config.
 type RedisOptions struct {
 	// Lease is how long a run's claim outlives the last word from the
