@@ -137,6 +137,10 @@ func newRegistry(ctx context.Context, cfg config, logger *slog.Logger) (hub sse.
 	if err != nil {
 		return nil, nil, err
 	}
+	// What sse.NewRedisHub requires: no retries, which could log an event
+	// twice, and deadlines that hold.
+	opts.MaxRetries = -1
+	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
 	h, err := sse.NewRedisHub(ctx, cfg.hub, rdb, sse.RedisOptions{Logger: logger})
 	if err != nil {

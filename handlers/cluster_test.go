@@ -266,3 +266,47 @@ func TestRedisRestart(t *testing.T) {
 	assert.Less(t, seen[len(seen)-1], 100, "the run was cut: the gap event said so")
 	assert.NotContains(t, strings.ToLower(a.log.String()+b.log.String()), "panic")
 }
+
+// TestRedisStopsAnswering pauses Redis mid-run with its connections left
+// open, as a hung Redis or a network that drops packets would: the
+// instances notice within three renewal rounds, end the stream with a gap
+// event and say so in /healthz. Redis comes back with its data, so a
+// reconnect with Last-Event-ID gets the rest from the log: across the
+// pause, every id once, one after the other.
+func TestRedisStopsAnswering(t *testing.T) {
+	srv := redistest.Start(t)
+	require.NoError(t, srv.Client().FlushDB(t.Context()).Err())
+	const lease = 300 * time.Millisecond
+	a := newInstance(t, srv, hubConfig(), lease, 5*time.Millisecond)
+	b := newInstance(t, srv, hubConfig(), lease, 5*time.Millisecond)
+	st := a.open(t, "a", "", nil)
+	status, _ := b.start(t, `{"id":"a"}`)
+	require.Equal(t, http.StatusAccepted, status)
+	events := []ssetest.Event{st.next(t), st.next(t), st.next(t)}
+
+	srv.Pause()
+	rest := st.rest(t)
+	require.NotEmpty(t, rest)
+	assert.Equal(t, sse.GapEvent, rest[len(rest)-1].Type, "the stream ends with a gap event")
+	events = append(events, rest[:len(rest)-1]...)
+	assert.Equal(t, http.StatusServiceUnavailable, a.health(t))
+	assert.Contains(t, a.log.String(), "no answer from Redis")
+
+	srv.Resume()
+	for _, in := range []*instance{a, b} {
+		require.Eventually(t, func() bool { return in.health(t) == http.StatusOK },
+			10*time.Second, 10*time.Millisecond)
+	}
+	st = b.open(t, "a", "", http.Header{"Last-Event-Id": {st.r.LastEventID}})
+	require.Eventually(t, func() bool {
+		status, _ := a.start(t, `{"id":"a"}`)
+		return status == http.StatusAccepted
+	}, 10*time.Second, 20*time.Millisecond, "a new run, once the stopped one's claim is gone")
+	events = append(events, st.rest(t)...)
+
+	for i, ev := range events {
+		require.Equal(t, strconv.Itoa(i+1), ev.ID, "every id once, in order: %v", events)
+	}
+	assert.Equal(t, "close", events[len(events)-1].Type)
+	assert.Equal(t, fullRun(), counts(t, "a", events)[len(counts(t, "a", events))-21:], "the new run, whole")
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -82,6 +83,7 @@ type RedisHub struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	appends   chan *appendReq // the runs' events, to appendLoop
+	heard     atomic.Int64    // when the pub/sub connection last had news, in Unix ns
 
 	mu      sync.Mutex
 	feeds   map[string]map[*redisFeed]struct{} // streams held here, by client id
@@ -118,7 +120,16 @@ type redisRun struct {
 
 // NewRedisHub returns a hub that keeps its registry in Redis through rdb,
 // which the caller closes after the hub. It fails if Redis does not answer.
+//
+// rdb must be made with MaxRetries: -1 and ContextTimeoutEnabled: true.
+// go-redis retries a command whose connection broke before the answer came,
+// and a retried append that Redis had done logs its event twice; the hub
+// handles every failure itself. And its own deadlines, such as the one on a
+// health check, only hold if go-redis heeds them.
 func NewRedisHub(ctx context.Context, cfg Config, rdb *redis.Client, opts RedisOptions) (*RedisHub, error) {
+	if o := rdb.Options(); o.MaxRetries > 0 || !o.ContextTimeoutEnabled { // NewClient makes -1 into 0
+		return nil, errors.New("sse: the Redis client needs MaxRetries: -1 and ContextTimeoutEnabled: true; see NewRedisHub")
+	}
 	if opts.Lease <= 0 {
 		opts.Lease = 10 * time.Second
 	}
@@ -148,6 +159,7 @@ func NewRedisHub(ctx context.Context, cfg Config, rdb *redis.Client, opts RedisO
 		pings:   make(map[string]*subscription),
 		epoch:   1,
 	}
+	h.heard.Store(time.Now().UnixNano())
 	h.wg.Go(func() { h.listen(ps) })
 	h.wg.Go(h.keep)
 	h.wg.Go(h.appendLoop)
@@ -826,12 +838,13 @@ func (h *RedisHub) listen(ps *redis.PubSub) {
 			if h.ctx.Err() != nil {
 				return
 			}
-			h.lose(ps, err)
+			h.lose(ps, err) // unless keep has already
 			if ps = h.reconnect(); ps == nil {
 				return
 			}
 			continue
 		}
+		h.heard.Store(time.Now().UnixNano())
 		switch m := msg.(type) {
 		case *redis.Message:
 			h.deliver(clientOf(m.Channel), m.Payload)
@@ -850,8 +863,12 @@ func (h *RedisHub) listen(ps *redis.PubSub) {
 // every run owned here stops, and requests get ErrUnavailable until
 // reconnect succeeds.
 func (h *RedisHub) lose(ps *redis.PubSub, err error) {
-	h.logger.Error("redis link lost: ending streams with a gap event, stopping runs", "err", err)
 	h.subMu.Lock()
+	if h.ps != ps {
+		h.subMu.Unlock()
+		return // lost already
+	}
+	h.logger.Error("redis link lost: ending streams with a gap event, stopping runs", "err", err)
 	_ = ps.Close()
 	h.ps = nil
 	h.epoch++ // never 0: that means "not subscribed"
@@ -903,6 +920,7 @@ func (h *RedisHub) reconnect() *redis.PubSub {
 		h.ps = ps
 		h.subMu.Unlock()
 
+		h.heard.Store(time.Now().UnixNano())
 		h.mu.Lock()
 		h.linkErr = nil
 		h.mu.Unlock()
@@ -974,14 +992,30 @@ func (h *RedisHub) hold() time.Duration {
 // keep renews, every third of the lease, the keys of the clients whose
 // streams are held here and the claims of the runs owned here. A run whose
 // claim is gone stops.
+//
+// It also checks the link: it PINGs the pub/sub connection, and if Redis has
+// said nothing on it for three rounds, as when Redis hangs or the network
+// drops packets without closing the connection, the link is lost.
 func (h *RedisHub) keep() {
-	t := time.NewTicker(h.lease / 3)
+	every := h.lease / 3
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
+		}
+		h.subMu.Lock()
+		ps := h.ps
+		h.subMu.Unlock()
+		if ps != nil {
+			if silent := time.Since(time.Unix(0, h.heard.Load())); silent > 3*every {
+				// Closing ps ends listen's Receive, which reconnects.
+				h.lose(ps, fmt.Errorf("no answer from Redis for %s", silent.Round(time.Millisecond)))
+				continue
+			}
+			_ = ps.Ping(h.ctx, "keep") // a failure shows in listen
 		}
 		h.mu.Lock()
 		ids := make([]string, 0, len(h.feeds))
@@ -994,19 +1028,22 @@ func (h *RedisHub) keep() {
 		}
 		h.mu.Unlock()
 
+		// A round must not hold up the next one's check of the link.
+		ctx, cancel := context.WithTimeout(h.ctx, every)
 		renewed := make(map[string]*redis.Cmd, len(runs))
-		_, err := h.rdb.Pipelined(h.ctx, func(p redis.Pipeliner) error {
+		_, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, id := range ids {
-				p.PExpire(h.ctx, hashKey(id), h.hold())
-				p.PExpire(h.ctx, logKey(id), h.hold())
+				p.PExpire(ctx, hashKey(id), h.hold())
+				p.PExpire(ctx, logKey(id), h.hold())
 			}
 			for id, rr := range runs {
 				// Eval, not EvalSha: a pipeline cannot fall back on
 				// NOSCRIPT after a Redis restart.
-				renewed[id] = renewScript.Eval(h.ctx, p, []string{runKey(id)}, rr.token, h.lease.Milliseconds())
+				renewed[id] = renewScript.Eval(ctx, p, []string{runKey(id)}, rr.token, h.lease.Milliseconds())
 			}
 			return nil
 		})
+		cancel()
 		if err != nil {
 			continue // listen sees a broken link; a failed renewal is retried
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -144,4 +145,19 @@ func TestRedisLargeIDs(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []uint64{last + 1, last + 2}, got)
+}
+
+// TestRedisHubNeedsNoRetries: a client that would retry a command, and so
+// could log an event twice, is refused.
+func TestRedisHubNeedsNoRetries(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, opts := range []*redis.Options{
+		{Addr: srv.Addr(), ContextTimeoutEnabled: true}, // retries 3 times
+		{Addr: srv.Addr(), MaxRetries: -1},              // ignores deadlines
+	} {
+		rdb := redis.NewClient(opts)
+		_, err := NewRedisHub(t.Context(), testConfig(), rdb, RedisOptions{})
+		assert.ErrorContains(t, err, "MaxRetries: -1")
+		require.NoError(t, rdb.Close())
+	}
 }
