@@ -23,7 +23,8 @@ type RedisOptions struct {
 	// Lease is how long a run's claim outlives the last word from the
 	// instance that owns the run. The owner renews it every Lease/3; if
 	// the owner dies, the client can start a new run, on any instance,
-	// once Lease has passed. Zero means 10s.
+	// once Lease has passed. A pub/sub connection on which Redis has said
+	// nothing for Lease is taken as lost. Zero means 10s.
 	Lease time.Duration
 	// Logger reports the link to Redis going down and coming back, and
 	// runs stopped because their claim was lost. Nil discards.
@@ -62,8 +63,8 @@ type RedisOptions struct {
 // step atomic in Redis. The events of the runs owned here go to Redis in
 // pipelines, all those waiting at once (see appendLoop).
 //
-// If the pub/sub connection breaks, the instance cannot tell which events
-// it missed: it ends every stream it holds with a gap event (see GapEvent)
+// If the pub/sub connection breaks, or Redis says nothing on it for Lease,
+// the instance cannot tell which events it missed: it ends every stream it holds with a gap event (see GapEvent)
 // and stops the runs it owns, answers ErrUnavailable until Redis is back,
 // and then serves again. Browsers reconnect with their Last-Event-ID and
 // resume from the log, if Redis still has it.
