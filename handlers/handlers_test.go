@@ -57,11 +57,14 @@ func hubConfig() sse.Config {
 type backend struct {
 	name string
 	hub  func(t *testing.T, cfg sse.Config) sse.Registry
+	// spread is set when the server's requests are spread over instances
+	// with limits of their own.
+	spread bool
 }
 
 // memory is the default registry.
 func memory() backend {
-	return backend{"memory", func(t *testing.T, cfg sse.Config) sse.Registry {
+	return backend{name: "memory", hub: func(t *testing.T, cfg sse.Config) sse.Registry {
 		hub := sse.NewHub(cfg)
 		t.Cleanup(hub.Close)
 		return hub
@@ -71,7 +74,7 @@ func memory() backend {
 // onRedis is the registry shared through srv. Each test starts on an
 // empty database; the tests run one after another.
 func onRedis(srv *redistest.Server) backend {
-	return backend{"redis", func(t *testing.T, cfg sse.Config) sse.Registry {
+	return backend{name: "redis", hub: func(t *testing.T, cfg sse.Config) sse.Registry {
 		t.Helper()
 		rdb := srv.Client()
 		require.NoError(t, rdb.FlushDB(t.Context()).Err())
@@ -86,7 +89,7 @@ func onRedis(srv *redistest.Server) backend {
 // next: every request of a test lands on another instance than the last.
 func onCluster(srv *redistest.Server) backend {
 	redis := onRedis(srv)
-	return backend{"redis, 3 instances", func(t *testing.T, cfg sse.Config) sse.Registry {
+	return backend{name: "redis, 3 instances", spread: true, hub: func(t *testing.T, cfg sse.Config) sse.Registry {
 		c := &roundRobin{}
 		for range 3 {
 			c.hubs = append(c.hubs, redis.hub(t, cfg))
@@ -153,27 +156,28 @@ func (c *roundRobin) Close() {
 // share it. Only TooManyStreams is left out on a cluster: -max-clients
 // limits each instance, and the round robin puts each stream on another.
 var integration = []struct {
-	name string
-	test func(t *testing.T, b backend)
+	name        string
+	test        func(t *testing.T, b backend)
+	perInstance bool // checks a limit of one instance
 }{
-	{"WholeRun", testWholeRun},
-	{"NumberIDNamesTheSameClient", testNumberIDNamesTheSameClient},
-	{"StreamHeaders", testStreamHeaders},
-	{"SecondPostConflicts", testSecondPostConflicts},
-	{"TwoClientsAreIsolated", testTwoClientsAreIsolated},
-	{"RemoveEndsStreamAndRun", testRemoveEndsStreamAndRun},
-	{"SecondStreamReplacesFirst", testSecondStreamReplacesFirst},
-	{"ResumeAfterCut", testResumeAfterCut},
-	{"DropResumes", testDropResumes},
-	{"ReconnectAfterCloseIsNoContent", testReconnectAfterCloseIsNoContent},
-	{"TooManyStreams", testTooManyStreams},
-	{"PageAndHealth", testPageAndHealth},
-	{"PageIsGzippedStreamsAreNot", testPageIsGzippedStreamsAreNot},
-	{"CORS", testCORS},
-	{"BadInput", testBadInput},
-	{"PanicIsRecovered", testPanicIsRecovered},
-	{"IDAsStringAndNumber", testIDAsStringAndNumber},
-	{"NoLeaks", testNoLeaks},
+	{name: "WholeRun", test: testWholeRun},
+	{name: "NumberIDNamesTheSameClient", test: testNumberIDNamesTheSameClient},
+	{name: "StreamHeaders", test: testStreamHeaders},
+	{name: "SecondPostConflicts", test: testSecondPostConflicts},
+	{name: "TwoClientsAreIsolated", test: testTwoClientsAreIsolated},
+	{name: "RemoveEndsStreamAndRun", test: testRemoveEndsStreamAndRun},
+	{name: "SecondStreamReplacesFirst", test: testSecondStreamReplacesFirst},
+	{name: "ResumeAfterCut", test: testResumeAfterCut},
+	{name: "DropResumes", test: testDropResumes},
+	{name: "ReconnectAfterCloseIsNoContent", test: testReconnectAfterCloseIsNoContent},
+	{name: "TooManyStreams", test: testTooManyStreams, perInstance: true},
+	{name: "PageAndHealth", test: testPageAndHealth},
+	{name: "PageIsGzippedStreamsAreNot", test: testPageIsGzippedStreamsAreNot},
+	{name: "CORS", test: testCORS},
+	{name: "BadInput", test: testBadInput},
+	{name: "PanicIsRecovered", test: testPanicIsRecovered},
+	{name: "IDAsStringAndNumber", test: testIDAsStringAndNumber},
+	{name: "NoLeaks", test: testNoLeaks},
 }
 
 func TestIntegration(t *testing.T) {
@@ -181,8 +185,8 @@ func TestIntegration(t *testing.T) {
 	for _, b := range []backend{memory(), onRedis(srv), onCluster(srv)} {
 		t.Run(b.name, func(t *testing.T) {
 			for _, tc := range integration {
-				if tc.name == "TooManyStreams" && b.name == "redis, 3 instances" {
-					continue // per instance; TestClusterLimitIsPerInstance
+				if tc.perInstance && b.spread {
+					continue // TestCluster checks the limit per instance
 				}
 				t.Run(tc.name, func(t *testing.T) { tc.test(t, b) })
 			}

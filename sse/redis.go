@@ -117,6 +117,9 @@ type subscription struct {
 type redisRun struct {
 	token  string
 	cancel context.CancelFunc
+	// finished is set once the final event is logged, which lets go of
+	// the claim: keep must not take that for a lost one.
+	finished atomic.Bool
 }
 
 // NewRedisHub returns a hub that keeps its registry in Redis through rdb,
@@ -654,6 +657,8 @@ func (h *RedisHub) publish(ctx context.Context, id string, rr *redisRun, name, d
 	case req.seq < 0:
 		rr.cancel()
 		h.logger.Info("run stopped: its client is gone or its claim was lost", "id", id)
+	case final:
+		rr.finished.Store(true)
 	}
 	return nil
 }
@@ -1049,7 +1054,7 @@ func (h *RedisHub) keep() {
 			continue // listen sees a broken link; a failed renewal is retried
 		}
 		for id, cmd := range renewed {
-			if n, _ := cmd.Int(); n == 0 {
+			if n, _ := cmd.Int(); n == 0 && !runs[id].finished.Load() {
 				runs[id].cancel()
 				h.logger.Info("run stopped: its claim was lost", "id", id)
 			}
