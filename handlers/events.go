@@ -45,11 +45,8 @@ func push(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.Handle
 			return
 		case c.Request.Context().Err() != nil:
 			return // the client left while the stream was being set up
-		case err != nil && unavailable(c, logger, err, retry):
-			return
 		case err != nil:
-			_ = c.Error(err)
-			abortJSON(c, http.StatusInternalServerError, "internal server error")
+			registryError(c, logger, err, retry)
 			return
 		}
 		defer detach()
@@ -76,10 +73,8 @@ func progress(logger *slog.Logger, hub sse.Registry, p Progress, retry time.Dura
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q: open /event/push?id=... first", id))
 		case errors.Is(err, sse.ErrRunning):
 			abortJSON(c, http.StatusConflict, "a run is already going for this client")
-		case err != nil && unavailable(c, logger, err, retry):
 		case err != nil:
-			_ = c.Error(err)
-			abortJSON(c, http.StatusInternalServerError, "internal server error")
+			registryError(c, logger, err, retry)
 		default:
 			logger.Debug("run started", "id", id)
 			c.JSON(http.StatusAccepted, gin.H{"id": id, "status": "started"})
@@ -100,11 +95,8 @@ func remove(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.Hand
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
 			return
-		case err != nil && unavailable(c, logger, err, retry):
-			return
 		case err != nil:
-			_ = c.Error(err)
-			abortJSON(c, http.StatusInternalServerError, "internal server error")
+			registryError(c, logger, err, retry)
 			return
 		}
 		logger.Debug("client removed", "id", id)
@@ -127,10 +119,8 @@ func drop(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.Handle
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
 		case errors.Is(err, sse.ErrNoStream):
 			abortJSON(c, http.StatusConflict, fmt.Sprintf("client %q has no open stream", id))
-		case err != nil && unavailable(c, logger, err, retry):
 		case err != nil:
-			_ = c.Error(err)
-			abortJSON(c, http.StatusInternalServerError, "internal server error")
+			registryError(c, logger, err, retry)
 		default:
 			logger.Debug("stream dropped", "id", id)
 			c.JSON(http.StatusOK, gin.H{"id": id, "status": "dropped"})
@@ -138,10 +128,10 @@ func drop(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.Handle
 	}
 }
 
-// unavailable answers 503 for an error that says the registry cannot serve
-// now: the server is shutting down, or its link to Redis is down. It
-// returns false for any other error.
-func unavailable(c *gin.Context, logger *slog.Logger, err error, retry time.Duration) bool {
+// registryError answers a registry error that no handler answers in its own
+// way: 503 while the registry cannot serve (the server is shutting down, or
+// its link to Redis is down), 500 for anything else.
+func registryError(c *gin.Context, logger *slog.Logger, err error, retry time.Duration) {
 	switch {
 	case errors.Is(err, sse.ErrClosed):
 		abortJSON(c, http.StatusServiceUnavailable, "server is shutting down")
@@ -150,9 +140,9 @@ func unavailable(c *gin.Context, logger *slog.Logger, err error, retry time.Dura
 		retryAfter(c, retry)
 		abortJSON(c, http.StatusServiceUnavailable, "the registry is unavailable; try again later")
 	default:
-		return false
+		_ = c.Error(err)
+		abortJSON(c, http.StatusInternalServerError, "internal server error")
 	}
-	return true
 }
 
 // retryAfter asks the client to come back after the reconnection delay.

@@ -815,14 +815,7 @@ func (h *RedisHub) Close() {
 	h.closeOnce.Do(func() {
 		h.mu.Lock()
 		h.closed = true
-		for _, feeds := range h.feeds {
-			for f := range feeds {
-				f.stream.end()
-			}
-		}
-		for _, rr := range h.runs {
-			rr.cancel()
-		}
+		h.stopLocal((*Stream).end)
 		h.mu.Unlock()
 
 		h.cancel()
@@ -888,9 +881,15 @@ func (h *RedisHub) lose(ps *redis.PubSub, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.linkErr = err
+	h.stopLocal((*Stream).lose)
+}
+
+// stopLocal ends every stream held here with end, and stops every run owned
+// here. The caller holds h.mu.
+func (h *RedisHub) stopLocal(end func(*Stream)) {
 	for _, feeds := range h.feeds {
 		for f := range feeds {
-			f.stream.lose()
+			end(f.stream)
 		}
 	}
 	for _, rr := range h.runs {

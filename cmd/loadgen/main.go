@@ -60,7 +60,7 @@ type options struct {
 	posters int
 	tick    time.Duration
 	step    int
-	pids    list
+	pids    []int
 	label   string
 	prefix  string
 	timeout time.Duration
@@ -83,7 +83,18 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.posters, "posters", o.posters, "POSTs in flight at once, each on a kept-alive connection")
 	fs.DurationVar(&o.tick, "tick", o.tick, "the server's tick, which the gaps between updates are measured against")
 	fs.IntVar(&o.step, "step", o.step, "the server's count increment")
-	fs.Var(&o.pids, "pid", "the server's process id, or comma-separated ids to add up, for memory and CPU time (default: not measured)")
+	fs.Func("pid", "the server's process id, or comma-separated ids to add up, for memory and CPU time (default: not measured)",
+		func(s string) error {
+			o.pids = nil
+			for p := range strings.SplitSeq(s, ",") {
+				n, err := strconv.Atoi(p)
+				if err != nil || n <= 0 {
+					return fmt.Errorf("%q is not a process id", p)
+				}
+				o.pids = append(o.pids, n)
+			}
+			return nil
+		})
 	fs.StringVar(&o.label, "label", o.label, "the run's name in the results (default: the URL's host)")
 	fs.StringVar(&o.prefix, "prefix", o.prefix, "client ids are this prefix and a number")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up on streams still open after this long")
@@ -99,13 +110,6 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-c, -rate, -dialers, -posters, -tick and -timeout must be positive")
 	case o.step < 1 || 100%o.step != 0:
 		return o, errors.New("-step must divide 100")
-	case len(o.urls) == 0:
-		return o, errors.New("-url is empty")
-	}
-	for _, p := range o.pids {
-		if n, err := strconv.Atoi(p); err != nil || n <= 0 {
-			return o, fmt.Errorf("-pid %q: want process ids", p)
-		}
 	}
 	return o, nil
 }
@@ -118,15 +122,6 @@ func (l *list) String() string { return strings.Join(*l, ",") }
 func (l *list) Set(s string) error {
 	*l = strings.Split(s, ",")
 	return nil
-}
-
-// pidList returns the -pid values as numbers; parseOptions checked them.
-func (o options) pidList() []int {
-	out := make([]int, len(o.pids))
-	for i, p := range o.pids {
-		out[i], _ = strconv.Atoi(p)
-	}
-	return out
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -192,7 +187,7 @@ func checkFileLimits(o options) error {
 		return fmt.Errorf("%d clients need %d open files and this process may open %d: raise the hard limit (ulimit -Hn)", o.clients, need, limit)
 	}
 	share := (o.clients + len(o.urls) - 1) / len(o.urls)
-	for _, pid := range o.pidList() {
+	for _, pid := range o.pids {
 		limit, err = fileLimit(pid)
 		if err != nil {
 			return err
@@ -237,7 +232,7 @@ func measure(ctx context.Context, o options, bases []*url.URL, stderr io.Writer)
 	res := newResult(o)
 	t0 := time.Now()
 	since := func() time.Duration { return time.Since(t0) }
-	pids := o.pidList()
+	pids := o.pids
 
 	var before memory
 	if len(pids) > 0 {
