@@ -6,27 +6,35 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"gin-sse-progress/handlers"
+	"gin-sse-progress/job"
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sseredis"
 )
+
+// name is the program's name in its usage message.
+const name = "gin-sse-progress"
 
 // config is the program's configuration, from flags and the environment.
 type config struct {
 	addr         string
-	progress     handlers.Progress
-	hub          sse.Config
+	progress     job.Progress
+	registry     sse.Config
 	logLevel     slog.Level
 	allowOrigins origins
 	pprofAddr    string
 	// redisURL, if set, shares the registry between instances through
 	// Redis: redis://[user:password@]host:port/db.
 	redisURL string
+
+	// from names where each setting came from, for error messages:
+	// "-tick", or "$TICK" for a value from the environment.
+	from map[string]string
 }
 
 // usageError is a bad flag or environment value: exit status 2.
@@ -37,12 +45,13 @@ func (e *usageError) Unwrap() error { return e.err }
 
 // parseConfig reads the flags in args[1:]. A flag not given on the command
 // line is taken from its environment variable, if set; a flag wins over the
-// environment.
+// environment. $PORT, as platforms that run containers set it, stands for
+// -addr :$PORT when neither -addr nor $ADDR is given.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	cfg := config{
 		addr:     ":3000",
-		progress: handlers.Progress{Tick: time.Second, Step: 5},
-		hub: sse.Config{
+		progress: job.Progress{Tick: time.Second, Step: 5},
+		registry: sse.Config{
 			Retry:        3 * time.Second,
 			Heartbeat:    15 * time.Second,
 			Grace:        30 * time.Second,
@@ -50,21 +59,22 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			WriteTimeout: 10 * time.Second,
 		},
 		logLevel: slog.LevelInfo,
+		from:     map[string]string{},
 	}
 
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	env := map[string]string{} // flag name -> environment variable
-	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen `address` [$ADDR, or :$PORT]")
+	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen `address`, host:port [$ADDR, or :$PORT]")
 	env["addr"] = "ADDR"
 	for _, d := range cfg.durations() {
-		fs.DurationVar(d.p, d.name, *d.p, fmt.Sprintf("%s [$%s]", d.usage, d.env))
+		fs.Var((*duration)(d.p), d.name, fmt.Sprintf("%s, such as 1s or 250ms [$%s]", d.usage, d.env))
 		env[d.name] = d.env
 	}
 	fs.IntVar(&cfg.progress.Step, "step", cfg.progress.Step, "count increment per update; divides 100 [$STEP]")
 	env["step"] = "STEP"
-	fs.IntVar(&cfg.hub.MaxStreams, "max-clients", cfg.hub.MaxStreams, "most streams open at once [$MAX_CLIENTS]")
-	env["max-clients"] = "MAX_CLIENTS"
+	fs.IntVar(&cfg.registry.MaxStreams, "max-streams", cfg.registry.MaxStreams, "most streams open at once on this instance [$MAX_STREAMS]")
+	env["max-streams"] = "MAX_STREAMS"
 	fs.TextVar(&cfg.logLevel, "log-level", cfg.logLevel, "debug, info, warn or error [$LOG_LEVEL]")
 	env["log-level"] = "LOG_LEVEL"
 	fs.Var(&cfg.allowOrigins, "allow-origin",
@@ -89,16 +99,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name := range env {
+		cfg.from[name] = "-" + name
+	}
 	if port := getenv("PORT"); port != "" && getenv("ADDR") == "" && !set["addr"] {
 		cfg.addr = ":" + port
+		cfg.from["addr"] = "$PORT"
 	}
 	for name, key := range env {
 		v := getenv(key)
 		if v == "" || set[name] {
 			continue
 		}
+		cfg.from[name] = "$" + key
 		if err := fs.Set(name, v); err != nil {
-			return cfg, &usageError{fmt.Errorf("invalid value %q for -%s from $%s: %w", v, name, key, err)}
+			return cfg, &usageError{fmt.Errorf("invalid value %q for $%s (-%s): %w", v, key, name, err)}
 		}
 	}
 
@@ -106,6 +121,24 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return cfg, &usageError{err}
 	}
 	return cfg, nil
+}
+
+// duration is a flag.Value for a time.Duration that, unlike the flag
+// package's own, says what is wrong with a value: "1" has no unit.
+type duration time.Duration
+
+func (d *duration) String() string { return (*time.Duration)(d).String() }
+
+func (d *duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		if _, numErr := strconv.ParseFloat(s, 64); numErr == nil {
+			return fmt.Errorf("%q has no unit: write %ss, or %sms", s, s, s)
+		}
+		return errors.New(strings.TrimPrefix(err.Error(), "time: "))
+	}
+	*d = duration(v)
+	return nil
 }
 
 // durationFlag is a duration setting: its flag, environment variable and
@@ -118,31 +151,34 @@ type durationFlag struct {
 func (c *config) durations() []durationFlag {
 	return []durationFlag{
 		{"tick", "TICK", "time between two updates of a run", &c.progress.Tick},
-		{"retry", "RETRY", "reconnection delay sent to clients in the retry field", &c.hub.Retry},
-		{"heartbeat", "HEARTBEAT", "interval of comment lines on an idle stream", &c.hub.Heartbeat},
-		{"grace", "GRACE", "how long a client whose stream is gone is kept, so it can reconnect", &c.hub.Grace},
-		{"write-timeout", "WRITE_TIMEOUT", "deadline of each write to a stream; a client that stops reading is cut", &c.hub.WriteTimeout},
+		{"retry", "RETRY", "reconnection delay sent to clients in the retry field", &c.registry.Retry},
+		{"heartbeat", "HEARTBEAT", "interval of comment lines on an idle stream", &c.registry.Heartbeat},
+		{"grace", "GRACE", "how long a client whose stream is gone is kept, so it can reconnect and resume", &c.registry.Grace},
+		{"write-timeout", "WRITE_TIMEOUT", "deadline of each write to a stream; a client that stops reading is cut", &c.registry.WriteTimeout},
 	}
 }
 
 func (c *config) validate() error {
+	if _, port, err := net.SplitHostPort(c.addr); err != nil || port == "" {
+		return fmt.Errorf("%s must be host:port, such as :3000 or 127.0.0.1:3000, got %q", c.from["addr"], c.addr)
+	}
 	for _, d := range c.durations() {
 		if *d.p <= 0 {
-			return fmt.Errorf("-%s must be positive, got %s", d.name, *d.p)
+			return fmt.Errorf("%s must be positive, got %s", c.from[d.name], *d.p)
 		}
 	}
-	if c.hub.Retry < time.Millisecond {
-		return fmt.Errorf("-retry must be at least 1ms, got %s", c.hub.Retry)
+	if c.registry.Retry < time.Millisecond {
+		return fmt.Errorf("%s must be at least 1ms, got %s", c.from["retry"], c.registry.Retry)
 	}
 	if c.progress.Step <= 0 || c.progress.Step > 100 || 100%c.progress.Step != 0 {
-		return fmt.Errorf("-step must be a positive divisor of 100, got %d", c.progress.Step)
+		return fmt.Errorf("%s must be a positive divisor of 100, got %d", c.from["step"], c.progress.Step)
 	}
-	if c.hub.MaxStreams <= 0 {
-		return fmt.Errorf("-max-clients must be positive, got %d", c.hub.MaxStreams)
+	if c.registry.MaxStreams <= 0 {
+		return fmt.Errorf("%s must be positive, got %d", c.from["max-streams"], c.registry.MaxStreams)
 	}
 	if c.redisURL != "" {
-		if _, err := redis.ParseURL(c.redisURL); err != nil {
-			return fmt.Errorf("-redis: %w", err)
+		if err := sseredis.CheckURL(c.redisURL); err != nil {
+			return fmt.Errorf("%s: %w", c.from["redis"], err)
 		}
 	}
 	return nil

@@ -15,14 +15,15 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/redis/go-redis/v9"
 
 	"gin-sse-progress/handlers"
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sseredis"
 )
 
 func main() {
@@ -59,18 +60,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer stop()
 
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
-	hub, closeHub, err := newRegistry(ctx, cfg, logger)
+	reg, err := newRegistry(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer closeHub() // on an early return; shutdown closes the hub below
+	defer reg.Close() // on an early return; shutdown closes it below
 
 	// Gin's mode is a package-level setting of Gin; release mode keeps its
 	// debug route listing out of the logs.
 	gin.SetMode(gin.ReleaseMode)
-	router := handlers.New(logger, hub, handlers.Options{
-		Progress:     cfg.progress,
-		Retry:        cfg.hub.Retry,
+	router := handlers.New(logger, reg, handlers.Options{
+		Job:          cfg.progress.Run,
+		Retry:        cfg.registry.Retry,
 		AllowOrigins: cfg.allowOrigins,
 	})
 
@@ -85,14 +86,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	// Streams never go idle, so Shutdown would wait out its whole deadline
 	// for them: ending them is what lets their handlers return.
-	srv.RegisterOnShutdown(hub.Close)
+	srv.RegisterOnShutdown(reg.Close)
 
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "tick", cfg.progress.Tick, "step", cfg.progress.Step,
-		"registry", registryName(cfg))
+	logger.Info("listening", "addr", ln.Addr().String(), "url", pageURL(ln.Addr()),
+		"tick", cfg.progress.Tick, "step", cfg.progress.Step, "registry", registryName(cfg))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -118,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	hub.Close() // returns once every run has stopped
+	reg.Close() // returns once every run has stopped
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -127,30 +128,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 // newRegistry returns the registry of clients: in memory, or shared through
-// Redis with -redis. closeHub closes it, and then the Redis client.
-func newRegistry(ctx context.Context, cfg config, logger *slog.Logger) (hub sse.Registry, closeHub func(), err error) {
+// Redis with -redis.
+func newRegistry(ctx context.Context, cfg config, logger *slog.Logger) (sse.Registry, error) {
 	if cfg.redisURL == "" {
-		h := sse.NewHub(cfg.hub)
-		return h, h.Close, nil
+		return sse.NewMemoryRegistry(cfg.registry), nil
 	}
-	opts, err := redis.ParseURL(cfg.redisURL) // checked by validate
+	reg, err := sseredis.New(ctx, cfg.redisURL, cfg.registry, sseredis.Options{Logger: logger})
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("-redis %s: %w", redactURL(cfg.redisURL), err)
 	}
-	// What sse.NewRedisHub requires: no retries, which could log an event
-	// twice, and deadlines that hold.
-	opts.MaxRetries = -1
-	opts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(opts)
-	h, err := sse.NewRedisHub(ctx, cfg.hub, rdb, sse.RedisOptions{Logger: logger})
-	if err != nil {
-		_ = rdb.Close()
-		return nil, nil, fmt.Errorf("-redis %s: %w", redactURL(cfg.redisURL), err)
+	return reg, nil
+}
+
+// pageURL is a URL of the page that a browser on this machine can open:
+// a listener on every interface is reached through the loopback address.
+func pageURL(addr net.Addr) string {
+	host, port := "127.0.0.1", ""
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(tcp.Port)
+		if !tcp.IP.IsUnspecified() {
+			host = tcp.IP.String()
+		}
 	}
-	return h, func() {
-		h.Close()
-		_ = rdb.Close()
-	}, nil
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // registryName says where the registry is, for the log: its password, if

@@ -21,8 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"gin-sse-progress/internal/redistest"
-	"gin-sse-progress/internal/ssetest"
+	"gin-sse-progress/sse/ssetest"
+	"gin-sse-progress/sseredis/redistest"
 )
 
 func TestMain(m *testing.M) {
@@ -39,11 +39,11 @@ func TestParseConfigDefaults(t *testing.T) {
 	assert.Equal(t, ":3000", cfg.addr)
 	assert.Equal(t, time.Second, cfg.progress.Tick)
 	assert.Equal(t, 5, cfg.progress.Step)
-	assert.Equal(t, 3*time.Second, cfg.hub.Retry)
-	assert.Equal(t, 15*time.Second, cfg.hub.Heartbeat)
-	assert.Equal(t, 30*time.Second, cfg.hub.Grace)
-	assert.Equal(t, 10000, cfg.hub.MaxStreams)
-	assert.Equal(t, 10*time.Second, cfg.hub.WriteTimeout)
+	assert.Equal(t, 3*time.Second, cfg.registry.Retry)
+	assert.Equal(t, 15*time.Second, cfg.registry.Heartbeat)
+	assert.Equal(t, 30*time.Second, cfg.registry.Grace)
+	assert.Equal(t, 10000, cfg.registry.MaxStreams)
+	assert.Equal(t, 10*time.Second, cfg.registry.WriteTimeout)
 }
 
 func TestParseConfigFlagsAndEnvironment(t *testing.T) {
@@ -53,11 +53,11 @@ func TestParseConfigFlagsAndEnvironment(t *testing.T) {
 		env   map[string]string
 		check func(t *testing.T, c config)
 	}{
-		{"env sets", nil, map[string]string{"TICK": "50ms", "STEP": "10", "MAX_CLIENTS": "7"},
+		{"env sets", nil, map[string]string{"TICK": "50ms", "STEP": "10", "MAX_STREAMS": "7"},
 			func(t *testing.T, c config) {
 				assert.Equal(t, 50*time.Millisecond, c.progress.Tick)
 				assert.Equal(t, 10, c.progress.Step)
-				assert.Equal(t, 7, c.hub.MaxStreams)
+				assert.Equal(t, 7, c.registry.MaxStreams)
 			}},
 		{"flag wins over env", []string{"-tick", "2s"}, map[string]string{"TICK": "50ms"},
 			func(t *testing.T, c config) { assert.Equal(t, 2*time.Second, c.progress.Tick) }},
@@ -69,10 +69,10 @@ func TestParseConfigFlagsAndEnvironment(t *testing.T) {
 			func(t *testing.T, c config) { assert.Equal(t, ":1", c.addr) }},
 		{"all durations", []string{"-retry", "1s", "-heartbeat", "2s", "-grace", "3s", "-write-timeout", "4s"}, nil,
 			func(t *testing.T, c config) {
-				assert.Equal(t, time.Second, c.hub.Retry)
-				assert.Equal(t, 2*time.Second, c.hub.Heartbeat)
-				assert.Equal(t, 3*time.Second, c.hub.Grace)
-				assert.Equal(t, 4*time.Second, c.hub.WriteTimeout)
+				assert.Equal(t, time.Second, c.registry.Retry)
+				assert.Equal(t, 2*time.Second, c.registry.Heartbeat)
+				assert.Equal(t, 3*time.Second, c.registry.Grace)
+				assert.Equal(t, 4*time.Second, c.registry.WriteTimeout)
 			}},
 		{"allowed origins", []string{"-allow-origin", "https://App.example, http://localhost:5173"}, nil,
 			func(t *testing.T, c config) {
@@ -106,21 +106,29 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 	tests := []struct {
 		args []string
 		env  map[string]string
-		flag string // the message names it
+		flag string // the message names it, or says this
 	}{
 		{[]string{"-tick", "0s"}, nil, "-tick"},
 		{[]string{"-tick", "-1s"}, nil, "-tick"},
 		{[]string{"-tick", "soon"}, nil, "-tick"},
-		{nil, map[string]string{"TICK": "soon"}, "-tick"},
+		{nil, map[string]string{"TICK": "soon"}, "$TICK"},
+		{nil, map[string]string{"TICK": "0"}, "$TICK"},
+		{[]string{"-tick", "1"}, nil, "no unit: write 1s"},
+		{nil, map[string]string{"TICK": "1"}, "no unit: write 1s"},
 		{[]string{"-step", "7"}, nil, "-step"},
 		{[]string{"-step", "0"}, nil, "-step"},
 		{[]string{"-step", "200"}, nil, "-step"},
-		{nil, map[string]string{"STEP": "x"}, "-step"},
+		{nil, map[string]string{"STEP": "x"}, "$STEP"},
+		{nil, map[string]string{"STEP": "7"}, "$STEP"},
 		{[]string{"-retry", "0s"}, nil, "-retry"},
 		{[]string{"-retry", "10us"}, nil, "-retry"},
 		{[]string{"-heartbeat", "-5s"}, nil, "-heartbeat"},
-		{[]string{"-max-clients", "0"}, nil, "-max-clients"},
-		{nil, map[string]string{"MAX_CLIENTS": "-3"}, "-max-clients"},
+		{[]string{"-max-streams", "0"}, nil, "-max-streams"},
+		{nil, map[string]string{"MAX_STREAMS": "-3"}, "$MAX_STREAMS"},
+		{[]string{"-addr", "3000"}, nil, "-addr must be host:port"},
+		{[]string{"-addr", "localhost"}, nil, "-addr must be host:port"},
+		{nil, map[string]string{"ADDR": "3000"}, "$ADDR must be host:port"},
+		{nil, map[string]string{"PORT": "x:y"}, "$PORT must be host:port"},
 		{[]string{"-grace", "0s"}, nil, "-grace"},
 		{[]string{"-write-timeout", "0s"}, nil, "-write-timeout"},
 		{[]string{"-log-level", "loud"}, nil, "-log-level"},
@@ -128,18 +136,33 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-allow-origin", "https://a.example/"}, nil, "-allow-origin"},
 		{[]string{"-allow-origin", "a.example"}, nil, "-allow-origin"},
 		{[]string{"-allow-origin", "ftp://a.example"}, nil, "-allow-origin"},
-		{nil, map[string]string{"ALLOW_ORIGIN": "https://a.example?x"}, "-allow-origin"},
+		{nil, map[string]string{"ALLOW_ORIGIN": "https://a.example?x"}, "$ALLOW_ORIGIN"},
 		{[]string{"-redis", "http://127.0.0.1:6379"}, nil, "-redis"},
 		{[]string{"-redis", "redis://127.0.0.1:6379/x"}, nil, "-redis"},
-		{nil, map[string]string{"REDIS_URL": "127.0.0.1:6379"}, "-redis"},
+		{nil, map[string]string{"REDIS_URL": "127.0.0.1:6379"}, "$REDIS_URL"},
+		{[]string{"-redis", "redis://127.0.0.1:6379/0?max_retries=3"}, nil, "max_retries"},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"extra"}, nil, "extra"},
 	}
 	for _, tc := range tests {
 		_, err := parseConfig(append([]string{"app"}, tc.args...), env(tc.env), io.Discard)
 		require.Error(t, err, "%v %v", tc.args, tc.env)
-		assert.Contains(t, err.Error(), strings.TrimPrefix(tc.flag, "-"), "%v %v", tc.args, tc.env)
+		assert.Contains(t, err.Error(), tc.flag, "%v %v", tc.args, tc.env)
 		assert.Equal(t, 2, exitCode(err), "%v %v: usage errors exit 2", tc.args, tc.env)
+	}
+}
+
+func TestPageURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		"[::]:3000":      "http://127.0.0.1:3000",
+		"0.0.0.0:8080":   "http://127.0.0.1:8080",
+		"127.0.0.1:3000": "http://127.0.0.1:3000",
+		"10.0.0.5:80":    "http://10.0.0.5:80",
+		"[::1]:3000":     "http://[::1]:3000",
+	} {
+		tcp, err := net.ResolveTCPAddr("tcp", addr)
+		require.NoError(t, err)
+		assert.Equal(t, want, pageURL(tcp), addr)
 	}
 }
 

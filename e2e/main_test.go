@@ -1,9 +1,8 @@
-//go:build e2e
-
 // Package e2e drives the page in a real browser, Debian's Chromium through
 // chromedp, against the real server binary. It runs with `make e2e`; a
 // machine without Chromium fails it with a message that says how to install
-// it. `make test` does not build this package (it needs the e2e build tag).
+// it. It is a module of its own, so that the app's module, and `make test`,
+// need nothing of the browser driver.
 package e2e
 
 import (
@@ -67,7 +66,8 @@ func runTests(m *testing.M) int {
 	shared.serverBin = filepath.Join(dir, "gin-sse-progress")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", shared.serverBin, "gin-sse-progress")
+	build := exec.CommandContext(ctx, "go", "build", "-race", "-o", shared.serverBin, ".")
+	build.Dir = ".." // the app's module
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build the server:", err)
@@ -154,6 +154,9 @@ func startServer(t *testing.T, args ...string) *server {
 		err := <-exited
 		assert.Equal(t, 0, cmd.ProcessState.ExitCode(),
 			"the server exits 0 on SIGTERM, within 10 s (%v); its log:\n%s", err, logs)
+		if t.Failed() {
+			t.Logf("the log of the server at %s:\n%s", args, logs)
+		}
 	})
 
 	select {
@@ -168,16 +171,16 @@ func startServer(t *testing.T, args ...string) *server {
 	return nil
 }
 
-// health returns the hub's numbers from /healthz.
+// health returns the registry's numbers from /healthz.
 func (s *server) health(t *testing.T) map[string]int {
 	t.Helper()
 	var body struct {
-		Hub map[string]int `json:"hub"`
+		Registry map[string]int `json:"registry"`
 	}
 	resp := s.get(t, "/healthz")
 	require.Equal(t, http.StatusOK, resp.status)
 	require.NoError(t, json.Unmarshal(resp.body, &body))
-	return body.Hub
+	return body.Registry
 }
 
 // waitHealthy waits until /healthz answers 200.

@@ -1,5 +1,3 @@
-//go:build e2e
-
 package e2e
 
 import (
@@ -10,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"gin-sse-progress/internal/redistest"
+	"gin-sse-progress/sseredis/redistest"
 )
 
 // TestRunStartedThroughAnotherInstance is the README's walk-through of
@@ -57,7 +55,7 @@ func TestRunStartedThroughAnotherInstance(t *testing.T) {
 	redis.Restart()
 	a.waitHealthy(t)
 	b.waitHealthy(t)
-	p.waitFor(t, `!document.querySelector("#sse").disabled`)
+	p.waitFor(t, `document.querySelector("#state").dataset.state === "OPEN" && !document.querySelector("#sse").disabled`)
 	p.do(t, chromedp.Click("#sse"))
 	p.waitFor(t, `document.querySelector(".progress").textContent === "100"`)
 	p.waitDone(t)

@@ -21,7 +21,7 @@ import (
 const maxBodyBytes = 64 << 10
 
 // push opens the client's event stream: GET /event/push?id=ID.
-func push(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.HandlerFunc {
+func push(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := queryID(c)
 		if !ok {
@@ -33,7 +33,7 @@ func push(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.Handle
 			return
 		}
 
-		stream, detach, err := hub.Attach(c.Request.Context(), id, last)
+		stream, detach, err := reg.Attach(c.Request.Context(), id, last)
 		switch {
 		case errors.Is(err, sse.ErrFinished):
 			// 204 tells a conforming EventSource to stop reconnecting.
@@ -60,7 +60,7 @@ func push(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.Handle
 }
 
 // progress starts a run: POST /event/progress with {"id": ID}.
-func progress(logger *slog.Logger, hub sse.Registry, p Progress, retry time.Duration) gin.HandlerFunc {
+func progress(logger *slog.Logger, reg sse.Registry, job func(id string) sse.RunFunc, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, status, err := bodyID(c)
 		if err != nil {
@@ -68,7 +68,7 @@ func progress(logger *slog.Logger, hub sse.Registry, p Progress, retry time.Dura
 			return
 		}
 
-		switch err := hub.Start(c.Request.Context(), id, p.run(id)); {
+		switch err := reg.Start(c.Request.Context(), id, job(id)); {
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q: open /event/push?id=... first", id))
 		case errors.Is(err, sse.ErrRunning):
@@ -85,13 +85,13 @@ func progress(logger *slog.Logger, hub sse.Registry, p Progress, retry time.Dura
 // remove forgets a client, ending its run and stream: GET /event/remove?id=ID.
 // It is a GET, as in the Koa demo, so that a leaving page can send it with
 // fetch keepalive or sendBeacon-like ease.
-func remove(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.HandlerFunc {
+func remove(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := queryID(c)
 		if !ok {
 			return
 		}
-		switch err := hub.Remove(c.Request.Context(), id); {
+		switch err := reg.Remove(c.Request.Context(), id); {
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
 			return
@@ -108,13 +108,13 @@ func remove(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.Hand
 // connection would: POST /event/drop?id=ID. The client keeps its run; the
 // browser reconnects after the retry delay with Last-Event-ID and resumes.
 // The page uses it to show a resume; the server needs nothing of it.
-func drop(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.HandlerFunc {
+func drop(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := queryID(c)
 		if !ok {
 			return
 		}
-		switch err := hub.Disconnect(c.Request.Context(), id); {
+		switch err := reg.Drop(c.Request.Context(), id); {
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
 		case errors.Is(err, sse.ErrNoStream):
@@ -130,7 +130,7 @@ func drop(logger *slog.Logger, hub sse.Registry, retry time.Duration) gin.Handle
 
 // registryError answers a registry error that no handler answers in its own
 // way: 503 while the registry cannot serve (the server is shutting down, or
-// its link to Redis is down), 500 for anything else.
+// the store it shares is out of reach), 500 for anything else.
 func registryError(c *gin.Context, logger *slog.Logger, err error, retry time.Duration) {
 	switch {
 	case errors.Is(err, sse.ErrClosed):

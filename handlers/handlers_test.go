@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,9 +25,9 @@ import (
 	"go.uber.org/goleak"
 
 	"gin-sse-progress/handlers"
-	"gin-sse-progress/internal/redistest"
-	"gin-sse-progress/internal/ssetest"
+	"gin-sse-progress/job"
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
 )
 
 func TestMain(m *testing.M) {
@@ -36,179 +35,30 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// server is the whole HTTP surface on a real listener, with a short tick.
+// server is the whole HTTP surface on a real listener, with a short tick,
+// on the in-memory registry: the registry's own rules are checked, for
+// every registry, by ssetest.TestRegistry.
 type server struct {
 	*httptest.Server
-	hub sse.Registry
+	reg *sse.MemoryRegistry
 	r   *gin.Engine
 }
 
-func hubConfig() sse.Config {
-	return sse.Config{
-		Retry:        10 * time.Millisecond,
-		Heartbeat:    time.Minute,
-		Grace:        time.Minute,
-		MaxStreams:   100,
-		WriteTimeout: 5 * time.Second,
-	}
-}
-
-// backend makes the registry of a test server.
-type backend struct {
-	name string
-	hub  func(t *testing.T, cfg sse.Config) sse.Registry
-	// spread is set when the server's requests are spread over instances
-	// with limits of their own.
-	spread bool
-}
-
-// memory is the default registry.
-func memory() backend {
-	return backend{name: "memory", hub: func(t *testing.T, cfg sse.Config) sse.Registry {
-		hub := sse.NewHub(cfg)
-		t.Cleanup(hub.Close)
-		return hub
-	}}
-}
-
-// onRedis is the registry shared through srv. Each test starts on an
-// empty database; the tests run one after another.
-func onRedis(srv *redistest.Server) backend {
-	return backend{name: "redis", hub: func(t *testing.T, cfg sse.Config) sse.Registry {
-		t.Helper()
-		rdb := srv.Client()
-		require.NoError(t, rdb.FlushDB(t.Context()).Err())
-		hub, err := sse.NewRedisHub(t.Context(), cfg, rdb, sse.RedisOptions{})
-		require.NoError(t, err)
-		t.Cleanup(hub.Close) // before the client's own cleanup closes it
-		return hub
-	}}
-}
-
-// onCluster is three registries shared through srv, each call going to the
-// next: every request of a test lands on another instance than the last.
-func onCluster(srv *redistest.Server) backend {
-	redis := onRedis(srv)
-	return backend{name: "redis, 3 instances", spread: true, hub: func(t *testing.T, cfg sse.Config) sse.Registry {
-		c := &roundRobin{}
-		for range 3 {
-			c.hubs = append(c.hubs, redis.hub(t, cfg))
-		}
-		return c
-	}}
-}
-
-// roundRobin spreads the calls of the handlers over several registries, as
-// a load balancer spreads requests over instances.
-type roundRobin struct {
-	hubs []sse.Registry
-	next atomic.Uint64
-}
-
-func (c *roundRobin) pick() sse.Registry {
-	return c.hubs[(c.next.Add(1)-1)%uint64(len(c.hubs))]
-}
-
-func (c *roundRobin) Attach(ctx context.Context, id string, last uint64) (*sse.Stream, func(), error) {
-	return c.pick().Attach(ctx, id, last)
-}
-
-func (c *roundRobin) Start(ctx context.Context, id string, fn sse.RunFunc) error {
-	return c.pick().Start(ctx, id, fn)
-}
-
-func (c *roundRobin) Remove(ctx context.Context, id string) error {
-	return c.pick().Remove(ctx, id)
-}
-
-func (c *roundRobin) Disconnect(ctx context.Context, id string) error {
-	return c.pick().Disconnect(ctx, id)
-}
-
-func (c *roundRobin) Stats() sse.Stats {
-	var sum sse.Stats
-	for _, h := range c.hubs {
-		st := h.Stats()
-		sum.Clients += st.Clients
-		sum.Streams += st.Streams
-		sum.Runs += st.Runs
-	}
-	return sum
-}
-
-func (c *roundRobin) Health(ctx context.Context) error {
-	for _, h := range c.hubs {
-		if err := h.Health(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *roundRobin) Close() {
-	for _, h := range c.hubs {
-		h.Close()
-	}
-}
-
-// integration is the suite every registry must pass: the wire contract
-// does not depend on where the registry is, nor on how many instances
-// share it. Only TooManyStreams is left out on a cluster: -max-clients
-// limits each instance, and the round robin puts each stream on another.
-var integration = []struct {
-	name        string
-	test        func(t *testing.T, b backend)
-	perInstance bool // checks a limit of one instance
-}{
-	{name: "WholeRun", test: testWholeRun},
-	{name: "NumberIDNamesTheSameClient", test: testNumberIDNamesTheSameClient},
-	{name: "StreamHeaders", test: testStreamHeaders},
-	{name: "SecondPostConflicts", test: testSecondPostConflicts},
-	{name: "TwoClientsAreIsolated", test: testTwoClientsAreIsolated},
-	{name: "RemoveEndsStreamAndRun", test: testRemoveEndsStreamAndRun},
-	{name: "SecondStreamReplacesFirst", test: testSecondStreamReplacesFirst},
-	{name: "ResumeAfterCut", test: testResumeAfterCut},
-	{name: "DropResumes", test: testDropResumes},
-	{name: "ReconnectAfterCloseIsNoContent", test: testReconnectAfterCloseIsNoContent},
-	{name: "TooManyStreams", test: testTooManyStreams, perInstance: true},
-	{name: "PageAndHealth", test: testPageAndHealth},
-	{name: "PageIsGzippedStreamsAreNot", test: testPageIsGzippedStreamsAreNot},
-	{name: "CORS", test: testCORS},
-	{name: "BadInput", test: testBadInput},
-	{name: "PanicIsRecovered", test: testPanicIsRecovered},
-	{name: "IDAsStringAndNumber", test: testIDAsStringAndNumber},
-	{name: "NoLeaks", test: testNoLeaks},
-}
-
-func TestIntegration(t *testing.T) {
-	srv := redistest.Start(t)
-	for _, b := range []backend{memory(), onRedis(srv), onCluster(srv)} {
-		t.Run(b.name, func(t *testing.T) {
-			for _, tc := range integration {
-				if tc.perInstance && b.spread {
-					continue // TestCluster checks the limit per instance
-				}
-				t.Run(tc.name, func(t *testing.T) { tc.test(t, b) })
-			}
-		})
-	}
-}
-
-func newServer(t *testing.T, b backend, cfg sse.Config, tick time.Duration, allowOrigins ...string) *server {
+func newServer(t *testing.T, cfg sse.Config, tick time.Duration, allowOrigins ...string) *server {
 	t.Helper()
-	hub := b.hub(t, cfg)
+	reg := sse.NewMemoryRegistry(cfg)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r := handlers.New(logger, hub, handlers.Options{
-		Progress:     handlers.Progress{Tick: tick, Step: 5},
+	r := handlers.New(logger, reg, handlers.Options{
+		Job:          job.Progress{Tick: tick, Step: 5}.Run,
 		Retry:        cfg.Retry,
 		AllowOrigins: allowOrigins,
 	})
 	srv := httptest.NewServer(r)
-	// Last registered, first run: the hub ends the streams, so the
+	// Last registered, first run: the registry ends the streams, so the
 	// server's Close has no open request to wait for.
 	t.Cleanup(srv.Close)
-	t.Cleanup(hub.Close)
-	return &server{Server: srv, hub: hub, r: r}
+	t.Cleanup(reg.Close)
+	return &server{Server: srv, reg: reg, r: r}
 }
 
 // reply is a whole response, its body read.
@@ -238,55 +88,23 @@ func (s *server) do(t *testing.T, method, path string, body io.Reader, header ht
 
 // stream is an open event stream, read as a browser would.
 type stream struct {
-	resp   *http.Response
-	r      *ssetest.Reader
-	cancel context.CancelFunc
+	*ssetest.Stream
+	resp *http.Response
 }
 
 // open opens a stream and checks it was accepted. extra is added to the
 // query string.
 func (s *server) open(t *testing.T, id, extra string, header http.Header) *stream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet,
 		s.URL+"/event/push?id="+url.QueryEscape(id)+extra, nil)
 	require.NoError(t, err)
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := s.Client().Do(req)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = resp.Body.Close() })
+	resp := ssetest.Do(t, s.Client(), req) //nolint:bodyclose // closed when the test ends
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	return &stream{resp: resp, r: ssetest.NewReader(resp.Body), cancel: cancel}
-}
-
-// cut drops the connection, as a network failure would.
-func (st *stream) cut() {
-	st.cancel()
-	_ = st.resp.Body.Close()
-}
-
-func (st *stream) next(t *testing.T) ssetest.Event {
-	t.Helper()
-	ev, err := st.r.Next()
-	require.NoError(t, err)
-	return ev
-}
-
-// rest reads events until the server ends the stream.
-func (st *stream) rest(t *testing.T) []ssetest.Event {
-	t.Helper()
-	var events []ssetest.Event
-	for {
-		ev, err := st.r.Next()
-		if errors.Is(err, io.EOF) {
-			return events
-		}
-		require.NoError(t, err)
-		events = append(events, ev)
-	}
+	return &stream{Stream: ssetest.NewStream(resp), resp: resp}
 }
 
 func (s *server) start(t *testing.T, body string) (int, map[string]any) {
@@ -335,15 +153,15 @@ func fullRun() []int {
 	return out
 }
 
-func testWholeRun(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Millisecond)
+func TestWholeRun(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Millisecond)
 	st := s.open(t, "42", "", nil)
 
 	status, body := s.start(t, `{"id":"42"}`)
 	require.Equal(t, http.StatusAccepted, status)
 	assert.Equal(t, "42", body["id"])
 
-	events := st.rest(t)
+	events := st.Rest(t)
 	require.Len(t, events, 22)
 	for i, ev := range events[:21] {
 		assert.Equal(t, "update", ev.Type)
@@ -351,19 +169,19 @@ func testWholeRun(t *testing.T, b backend) {
 		assert.Equal(t, fmt.Sprintf(`{"id":"42","count":%d}`, 5*i), ev.Data)
 	}
 	assert.Equal(t, ssetest.Event{Type: "close", ID: "22", Data: `{"id":"42","done":true}`}, events[21])
-	assert.Equal(t, int64(10), st.r.Retry)
+	assert.Equal(t, ssetest.Config().Retry.Milliseconds(), st.Reader().Retry)
 }
 
-func testNumberIDNamesTheSameClient(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Millisecond)
+func TestNumberIDNamesTheSameClient(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Millisecond)
 	st := s.open(t, "1700000000000", "", nil)
 	status, body := s.start(t, `{"id": 1700000000000}`)
 	require.Equal(t, http.StatusAccepted, status, body)
-	assert.Equal(t, fullRun(), counts(t, "1700000000000", st.rest(t)))
+	assert.Equal(t, fullRun(), counts(t, "1700000000000", st.Rest(t)))
 }
 
-func testStreamHeaders(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Millisecond)
+func TestStreamHeaders(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Millisecond)
 	st := s.open(t, "a", "", http.Header{"Accept-Encoding": {"gzip"}})
 	h := st.resp.Header
 	assert.Equal(t, "text/event-stream", h.Get("Content-Type"))
@@ -374,8 +192,8 @@ func testStreamHeaders(t *testing.T, b backend) {
 	assert.Equal(t, []string{"chunked"}, st.resp.TransferEncoding, "only the server's own chunking")
 }
 
-func testSecondPostConflicts(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Hour)
+func TestSecondPostConflicts(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Hour)
 	s.open(t, "a", "", nil)
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
@@ -384,30 +202,30 @@ func testSecondPostConflicts(t *testing.T, b backend) {
 	assert.NotEmpty(t, body["error"])
 }
 
-func testTwoClientsAreIsolated(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Millisecond)
+func TestTwoClientsAreIsolated(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Millisecond)
 	streamA := s.open(t, "a", "", nil)
 	streamB := s.open(t, "b", "", nil)
 	for _, id := range []string{"a", "b"} {
 		status, _ := s.start(t, fmt.Sprintf(`{"id":%q}`, id))
 		require.Equal(t, http.StatusAccepted, status)
 	}
-	assert.Equal(t, fullRun(), counts(t, "a", streamA.rest(t)))
-	assert.Equal(t, fullRun(), counts(t, "b", streamB.rest(t)))
+	assert.Equal(t, fullRun(), counts(t, "a", streamA.Rest(t)))
+	assert.Equal(t, fullRun(), counts(t, "b", streamB.Rest(t)))
 }
 
-func testRemoveEndsStreamAndRun(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Hour)
+func TestRemoveEndsStreamAndRun(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Hour)
 	st := s.open(t, "a", "", nil)
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
-	assert.Equal(t, "update", st.next(t).Type)
+	assert.Equal(t, "update", st.Next(t).Type)
 
 	resp := s.do(t, http.MethodGet, "/event/remove?id=a", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "a", decode(t, resp)["id"])
-	assert.Empty(t, st.rest(t), "the stream ends without a close event")
-	require.Eventually(t, func() bool { return s.hub.Stats() == sse.Stats{} }, time.Second, time.Millisecond)
+	assert.Empty(t, st.Rest(t), "the stream ends without a close event")
+	require.Eventually(t, func() bool { return s.reg.Stats() == sse.Stats{} }, time.Second, time.Millisecond)
 
 	resp = s.do(t, http.MethodGet, "/event/remove?id=a", nil, nil)
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
@@ -416,21 +234,21 @@ func testRemoveEndsStreamAndRun(t *testing.T, b backend) {
 	assert.Equal(t, http.StatusNotFound, status)
 }
 
-func testSecondStreamReplacesFirst(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Millisecond)
+func TestSecondStreamReplacesFirst(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Millisecond)
 	first := s.open(t, "a", "", nil)
 	second := s.open(t, "a", "", nil)
-	assert.Empty(t, first.rest(t), "the older stream ends")
+	assert.Empty(t, first.Rest(t), "the older stream ends")
 
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
-	assert.Equal(t, fullRun(), counts(t, "a", second.rest(t)))
+	assert.Equal(t, fullRun(), counts(t, "a", second.Rest(t)))
 }
 
 // testResumeAfterCut drops the connection mid-run, again and again, and
 // reconnects the way each kind of client does: every count arrives exactly
 // once, in order.
-func testResumeAfterCut(t *testing.T, b backend) {
+func TestResumeAfterCut(t *testing.T) {
 	for name, reconnect := range map[string]func(lastID string) (string, http.Header){
 		"Last-Event-ID header": func(lastID string) (string, http.Header) {
 			return "", http.Header{"Last-Event-Id": {lastID}}
@@ -440,7 +258,7 @@ func testResumeAfterCut(t *testing.T, b backend) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := newServer(t, b, hubConfig(), 2*time.Millisecond)
+			s := newServer(t, ssetest.Config(), 2*time.Millisecond)
 			st := s.open(t, "a", "", nil)
 			status, _ := s.start(t, `{"id":"a"}`)
 			require.Equal(t, http.StatusAccepted, status)
@@ -448,13 +266,13 @@ func testResumeAfterCut(t *testing.T, b backend) {
 			var events []ssetest.Event
 			for cuts := 0; cuts < 5; cuts++ {
 				for range 3 {
-					events = append(events, st.next(t))
+					events = append(events, st.Next(t))
 				}
-				st.cut()
-				extra, header := reconnect(st.r.LastEventID)
+				st.Drop()
+				extra, header := reconnect(st.LastEventID())
 				st = s.open(t, "a", extra, header)
 			}
-			events = append(events, st.rest(t)...)
+			events = append(events, st.Rest(t)...)
 
 			assert.Equal(t, fullRun(), counts(t, "a", events))
 			assert.Equal(t, "close", events[len(events)-1].Type)
@@ -468,48 +286,48 @@ func testResumeAfterCut(t *testing.T, b backend) {
 // testDropResumes cuts the stream from the server's side, as the page's
 // "cut the connection" button does: the stream ends without a close event,
 // the client keeps its run, and a reconnect with Last-Event-ID resumes it.
-func testDropResumes(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), 2*time.Millisecond)
+func TestDropResumes(t *testing.T) {
+	s := newServer(t, ssetest.Config(), 2*time.Millisecond)
 	st := s.open(t, "a", "", nil)
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
-	events := []ssetest.Event{st.next(t), st.next(t)}
+	events := []ssetest.Event{st.Next(t), st.Next(t)}
 
 	resp := s.do(t, http.MethodPost, "/event/drop?id=a", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "dropped", decode(t, resp)["status"])
-	rest := st.rest(t)
+	rest := st.Rest(t)
 	for _, ev := range rest {
 		assert.NotEqual(t, "close", ev.Type, "a dropped stream ends without close")
 	}
 	events = append(events, rest...)
 
 	// Until the browser is back, there is no stream to drop.
-	require.Eventually(t, func() bool { return s.hub.Stats().Streams == 0 }, time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.reg.Stats().Streams == 0 }, time.Second, time.Millisecond)
 	resp = s.do(t, http.MethodPost, "/event/drop?id=a", nil, nil)
 	assert.Equal(t, http.StatusConflict, resp.StatusCode)
 	assert.NotEmpty(t, decode(t, resp)["error"])
 
-	st = s.open(t, "a", "", http.Header{"Last-Event-Id": {st.r.LastEventID}})
-	events = append(events, st.rest(t)...)
+	st = s.open(t, "a", "", http.Header{"Last-Event-Id": {st.LastEventID()}})
+	events = append(events, st.Rest(t)...)
 	assert.Equal(t, fullRun(), counts(t, "a", events))
 	assert.Equal(t, "close", events[len(events)-1].Type)
 }
 
-func testReconnectAfterCloseIsNoContent(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Millisecond)
+func TestReconnectAfterCloseIsNoContent(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Millisecond)
 	st := s.open(t, "a", "", nil)
 	status, _ := s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
-	events := st.rest(t)
+	events := st.Rest(t)
 	require.Equal(t, "close", events[len(events)-1].Type)
 
 	for _, tc := range []struct {
 		extra  string
 		header http.Header
 	}{
-		{"", http.Header{"Last-Event-Id": {st.r.LastEventID}}},
-		{"&lastEventId=" + st.r.LastEventID, nil},
+		{"", http.Header{"Last-Event-Id": {st.LastEventID()}}},
+		{"&lastEventId=" + st.LastEventID(), nil},
 	} {
 		resp := s.do(t, http.MethodGet, "/event/push?id=a"+tc.extra, nil, tc.header)
 		assert.Equal(t, http.StatusNoContent, resp.StatusCode)
@@ -520,15 +338,15 @@ func testReconnectAfterCloseIsNoContent(t *testing.T, b backend) {
 	next := s.open(t, "a", "", nil)
 	status, _ = s.start(t, `{"id":"a"}`)
 	require.Equal(t, http.StatusAccepted, status)
-	again := next.rest(t)
+	again := next.Rest(t)
 	assert.Equal(t, fullRun(), counts(t, "a", again))
 	assert.Equal(t, "23", again[0].ID, "ids go on increasing across runs")
 }
 
-func testTooManyStreams(t *testing.T, b backend) {
-	cfg := hubConfig()
+func TestTooManyStreams(t *testing.T) {
+	cfg := ssetest.Config()
 	cfg.MaxStreams = 1
-	s := newServer(t, b, cfg, time.Hour)
+	s := newServer(t, cfg, time.Hour)
 	s.open(t, "a", "", nil)
 
 	resp := s.do(t, http.MethodGet, "/event/push?id=b", nil, nil)
@@ -537,14 +355,14 @@ func testTooManyStreams(t *testing.T, b backend) {
 	assert.NotEmpty(t, decode(t, resp)["error"])
 
 	a := s.open(t, "a", "", nil) // a replacement is let in
-	a.cut()
-	require.Eventually(t, func() bool { return s.hub.Stats().Streams == 0 }, time.Second, time.Millisecond,
+	a.Drop()
+	require.Eventually(t, func() bool { return s.reg.Stats().Streams == 0 }, time.Second, time.Millisecond,
 		"a stream that ends frees its place")
 	s.open(t, "b", "", nil)
 }
 
-func testPageAndHealth(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Hour)
+func TestPageAndHealth(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Hour)
 
 	resp := s.do(t, http.MethodGet, "/", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -572,8 +390,8 @@ func testPageAndHealth(t *testing.T, b backend) {
 // testPageIsGzippedStreamsAreNot: the page and its files are compressed for
 // a client that accepts gzip; a stream never is, whatever the client
 // accepts, because a compressor holds events back.
-func testPageIsGzippedStreamsAreNot(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Hour)
+func TestPageIsGzippedStreamsAreNot(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Hour)
 	gz := http.Header{"Accept-Encoding": {"gzip"}}
 
 	for _, path := range []string{"/", "/app.js", "/style.css", "/favicon.svg"} {
@@ -612,9 +430,9 @@ func testPageIsGzippedStreamsAreNot(t *testing.T, b backend) {
 	assert.Empty(t, s.do(t, http.MethodGet, "/healthz", nil, gz).Header.Get("Content-Encoding"))
 }
 
-func testCORS(t *testing.T, b backend) {
+func TestCORS(t *testing.T) {
 	const app, other = "https://app.example", "https://evil.example"
-	s := newServer(t, b, hubConfig(), time.Hour, app)
+	s := newServer(t, ssetest.Config(), time.Hour, app)
 	s.open(t, "a", "", nil)
 
 	preflight := func(origin string) reply {
@@ -633,7 +451,7 @@ func testCORS(t *testing.T, b backend) {
 		assert.Contains(t, resp.Header.Get("Access-Control-Allow-Methods"), "POST")
 		assert.Contains(t, strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "content-type")
 		assert.Contains(t, resp.Header.Values("Vary"), "Origin")
-		assert.Equal(t, 0, s.hub.Stats().Runs, "a preflight starts nothing")
+		assert.Equal(t, 0, s.reg.Stats().Runs, "a preflight starts nothing")
 	})
 
 	t.Run("requests from an allowed origin", func(t *testing.T) {
@@ -670,7 +488,7 @@ func testCORS(t *testing.T, b backend) {
 	})
 
 	t.Run("same-origin only by default", func(t *testing.T) {
-		plain := newServer(t, b, hubConfig(), time.Hour)
+		plain := newServer(t, ssetest.Config(), time.Hour)
 		resp := plain.do(t, http.MethodOptions, "/event/progress", nil, http.Header{
 			"Origin": {app}, "Access-Control-Request-Method": {"POST"},
 		})
@@ -680,8 +498,8 @@ func testCORS(t *testing.T, b backend) {
 }
 
 // testBadInput checks that every bad request gets a 4xx with a JSON error.
-func testBadInput(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Hour)
+func TestBadInput(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Hour)
 	s.open(t, "known", "", nil)
 
 	long := strings.Repeat("x", 129)
@@ -755,11 +573,11 @@ func testBadInput(t *testing.T, b backend) {
 			assert.NotEmpty(t, body["error"])
 		})
 	}
-	assert.Equal(t, 1, s.hub.Stats().Clients, "no bad request registered a client")
+	assert.Equal(t, 1, s.reg.Stats().Clients, "no bad request registered a client")
 }
 
-func testPanicIsRecovered(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Hour)
+func TestPanicIsRecovered(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Hour)
 	s.r.GET("/panic", func(*gin.Context) { panic("boom") })
 
 	resp := s.do(t, http.MethodGet, "/panic", nil, nil)
@@ -770,8 +588,8 @@ func testPanicIsRecovered(t *testing.T, b backend) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "the server goes on")
 }
 
-func testIDAsStringAndNumber(t *testing.T, b backend) {
-	s := newServer(t, b, hubConfig(), time.Hour)
+func TestIDAsStringAndNumber(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Hour)
 	for _, id := range []string{"-5", "0", "9007199254740991", "héllo wörld", strings.Repeat("é", 64)} {
 		s.open(t, id, "", nil)
 	}
@@ -787,7 +605,7 @@ func testIDAsStringAndNumber(t *testing.T, b backend) {
 		resp := s.do(t, http.MethodPost, "/event/progress", bytes.NewBufferString(tc.body), jsonHeader())
 		require.Equal(t, http.StatusAccepted, resp.StatusCode, tc.body)
 		assert.Equal(t, tc.id, decode(t, resp)["id"])
-		require.NoError(t, s.hub.Remove(context.Background(), tc.id))
+		require.NoError(t, s.reg.Remove(context.Background(), tc.id))
 		s.open(t, tc.id, "", nil)
 	}
 }
@@ -795,14 +613,14 @@ func testIDAsStringAndNumber(t *testing.T, b backend) {
 // testNoLeaks opens and closes thousands of streams, starts runs and
 // abandons them, removes clients and lets grace periods expire. Afterwards
 // the registry is empty and the goroutine count is back where it started.
-func testNoLeaks(t *testing.T, b backend) {
+func TestNoLeaks(t *testing.T) {
 	const clients, workers = 2000, 50
-	cfg := hubConfig()
+	cfg := ssetest.Config()
 	cfg.Grace = 20 * time.Millisecond
 	// The server may notice a cut stream after the worker has opened its
 	// next one: the limit is not what this test is about.
 	cfg.MaxStreams = clients
-	s := newServer(t, b, cfg, time.Millisecond)
+	s := newServer(t, cfg, time.Millisecond)
 	client := s.Client()
 	before := runtime.NumGoroutine()
 
@@ -828,8 +646,8 @@ func testNoLeaks(t *testing.T, b backend) {
 		t.Error(err)
 	}
 
-	require.Eventually(t, func() bool { return s.hub.Stats() == sse.Stats{} }, 5*time.Second, 5*time.Millisecond,
-		"every client is removed or expires: %+v", s.hub.Stats())
+	require.Eventually(t, func() bool { return s.reg.Stats() == sse.Stats{} }, 5*time.Second, 5*time.Millisecond,
+		"every client is removed or expires: %+v", s.reg.Stats())
 	// Polled here, not with Eventually, whose own goroutines would count.
 	client.CloseIdleConnections()
 	after := runtime.NumGoroutine()

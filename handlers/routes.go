@@ -16,11 +16,14 @@ import (
 	"gin-sse-progress/web"
 )
 
-// Options holds what the handlers need besides the logger and the hub.
+// Options holds what the handlers need besides the logger and the registry.
 type Options struct {
-	Progress Progress
-	// Retry is the hub's reconnection delay; a 503 (over the limit, or the
-	// registry unavailable) asks the client to come back after it.
+	// Job returns the run that POST /event/progress starts for a client:
+	// job.Progress.Run in this project.
+	Job func(id string) sse.RunFunc
+	// Retry is the streams' reconnection delay (sse.Config.Retry); a 503
+	// (over the limit, or the registry unavailable) asks the client to come
+	// back after it.
 	Retry time.Duration
 	// AllowOrigins lists the origins ("https://app.example.com") whose
 	// pages may use the API from the browser, credentials included. Empty:
@@ -37,17 +40,17 @@ type Options struct {
 //	GET  /healthz              200 while the server serves, 503 when it cannot
 //	OPTIONS any of these       CORS preflight, for the -allow-origin origins
 //	GET  /                     the demo page and its files
-func New(logger *slog.Logger, hub sse.Registry, opts Options) *gin.Engine {
+func New(logger *slog.Logger, reg sse.Registry, opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(recovery(logger), accessLog(logger), cors(opts.AllowOrigins))
 
 	events := r.Group("/event")
-	events.GET("/push", push(logger, hub, opts.Retry))
-	events.POST("/progress", progress(logger, hub, opts.Progress, opts.Retry))
-	events.GET("/remove", remove(logger, hub, opts.Retry))
-	events.POST("/drop", drop(logger, hub, opts.Retry))
-	r.GET("/healthz", health(hub))
+	events.GET("/push", push(logger, reg, opts.Retry))
+	events.POST("/progress", progress(logger, reg, opts.Job, opts.Retry))
+	events.GET("/remove", remove(logger, reg, opts.Retry))
+	events.POST("/drop", drop(logger, reg, opts.Retry))
+	r.GET("/healthz", health(reg))
 
 	// The page is served for whatever path no route claims, so a route
 	// always wins over a file of the same name. Only the page is gzipped:
@@ -64,17 +67,25 @@ func New(logger *slog.Logger, hub sse.Registry, opts Options) *gin.Engine {
 }
 
 // health answers 200 while the registry serves and 503 when it cannot (the
-// server is shutting down, or its link to Redis is down), with what this
-// instance holds.
-func health(hub sse.Registry) gin.HandlerFunc {
+// server is shutting down, or the store the registry shares is out of
+// reach), with what this instance holds if the registry counts it. A
+// registry that cannot check its health serves while it is open.
+func health(reg sse.Registry) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
-		defer cancel()
-		if err := hub.Health(ctx); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error(), "hub": hub.Stats()})
-			return
+		body := gin.H{"status": "ok"}
+		if sr, ok := reg.(sse.StatsReporter); ok {
+			body["registry"] = sr.Stats()
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "ok", "hub": hub.Stats()})
+		status := http.StatusOK
+		if hc, ok := reg.(sse.HealthChecker); ok {
+			ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
+			defer cancel()
+			if err := hc.Health(ctx); err != nil {
+				status = http.StatusServiceUnavailable
+				body["status"], body["error"] = "unavailable", err.Error()
+			}
+		}
+		c.JSON(status, body)
 	}
 }
 

@@ -16,18 +16,20 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"gin-sse-progress/sse/ssetest"
 )
 
 // TestStreamStackStaysSmall holds open streams over raw connections, so that
 // only the server's goroutines are counted, and checks their stacks: a
 // stream's connection goroutine fits in 8 KiB. One more frame on the path of
-// a stream's first write (the headers) once made every one of them 16 KiB,
-// a third more memory per stream; see Stream.loop.
+// a stream's first write (the headers) makes every one of them 16 KiB, a
+// third more memory per stream; see sse.Stream's loop.
 func TestStreamStackStaysSmall(t *testing.T) {
 	const streams = 500
-	cfg := hubConfig()
+	cfg := ssetest.Config()
 	cfg.MaxStreams = streams
-	s := newServer(t, memory(), cfg, time.Hour)
+	s := newServer(t, cfg, time.Hour)
 	addr := s.Listener.Addr().String()
 
 	var before, after runtime.MemStats
@@ -52,7 +54,7 @@ func TestStreamStackStaysSmall(t *testing.T) {
 		_, err = resp.Body.Read(line) // the first write has been made
 		require.NoError(t, err)
 	}
-	require.Eventually(t, func() bool { return s.hub.Stats().Streams == streams }, time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.reg.Stats().Streams == streams }, time.Second, time.Millisecond)
 	runtime.ReadMemStats(&after)
 
 	// A stream has its connection's goroutine and net/http's background

@@ -3,23 +3,22 @@ package sse_test
 import (
 	"context"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
 )
 
 // update is an update event as the progress run sends it.
 var update = sse.Event{Name: "update", ID: "17", Data: `{"id":"1700000000000","count":80}`}
 
 func benchConfig() sse.Config {
-	return sse.Config{
-		Retry: time.Second, Heartbeat: time.Hour, Grace: time.Minute,
-		MaxStreams: 1 << 20, WriteTimeout: time.Second,
-	}
+	cfg := ssetest.Config()
+	cfg.MaxStreams = 1 << 20
+	return cfg
 }
 
 func BenchmarkEventAppendTo(b *testing.B) {
@@ -46,32 +45,35 @@ func TestAppendToAllocatesNothing(t *testing.T) {
 // publishes to it. The run sends what it is given on send and finishes when
 // send is closed.
 type served struct {
-	hub  *sse.Hub
-	w    *flushWriter
-	send chan string
-	done chan error // Serve's result
+	reg     *sse.MemoryRegistry
+	w       *flushWriter
+	send    chan string
+	done    chan error    // Serve's result
+	stopped chan struct{} // closed when the run returns
 }
 
 // serve attaches a stream for client id, serves it, starts a run and waits
 // for the stream's first flush, the retry block.
-func serve(tb testing.TB, hub *sse.Hub, id string, last uint64) *served {
+func serve(tb testing.TB, reg *sse.MemoryRegistry, id string, last uint64) *served {
 	tb.Helper()
-	stream, detach, err := hub.Attach(context.Background(), id, last)
+	stream, detach, err := reg.Attach(context.Background(), id, last)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s := &served{
-		hub:  hub,
-		w:    &flushWriter{header: http.Header{}, flushed: make(chan struct{}, 1)},
-		send: make(chan string),
-		done: make(chan error, 1),
+		reg:     reg,
+		w:       &flushWriter{header: http.Header{}, flushed: make(chan struct{}, 1)},
+		send:    make(chan string),
+		done:    make(chan error, 1),
+		stopped: make(chan struct{}),
 	}
 	go func() {
 		defer detach()
 		s.done <- stream.Serve(context.Background(), s.w)
 	}()
 	<-s.w.flushed
-	err = hub.Start(context.Background(), id, func(_ context.Context, r *sse.Run) {
+	err = reg.Start(context.Background(), id, func(_ context.Context, r *sse.Run) {
+		defer close(s.stopped)
 		for data := range s.send {
 			_ = r.Send(update.Name, data)
 		}
@@ -90,7 +92,7 @@ func (s *served) update() {
 }
 
 // finish ends the run and returns once the stream has written the close
-// and the hub has let the run go, so the client can start another.
+// and the run's goroutine has returned.
 func (s *served) finish(tb testing.TB) {
 	tb.Helper()
 	close(s.send)
@@ -98,19 +100,17 @@ func (s *served) finish(tb testing.TB) {
 	if err := <-s.done; err != nil {
 		tb.Fatal(err)
 	}
-	for s.hub.Stats().Runs > 0 {
-		runtime.Gosched()
-	}
+	<-s.stopped
 }
 
 // BenchmarkStreamUpdate measures an update from Run.Send to the stream's
-// flush: the publish under the hub's lock, the wake-up, and Serve encoding
+// flush: the publish under the registry's lock, the wake-up, and Serve encoding
 // and writing the event. Its bytes per op are the run's log doubling as it
 // grows, spread over the updates.
 func BenchmarkStreamUpdate(b *testing.B) {
-	hub := sse.NewHub(benchConfig())
-	defer hub.Close()
-	s := serve(b, hub, "a", 0)
+	reg := sse.NewMemoryRegistry(benchConfig())
+	defer reg.Close()
+	s := serve(b, reg, "a", 0)
 
 	b.ReportAllocs()
 	for b.Loop() {
@@ -125,16 +125,16 @@ func BenchmarkStreamUpdate(b *testing.B) {
 // A client's next run gets a log the size of its last one, so the second
 // run here never grows its log.
 func TestStreamUpdateAllocatesNothing(t *testing.T) {
-	hub := sse.NewHub(benchConfig())
-	defer hub.Close()
+	reg := sse.NewMemoryRegistry(benchConfig())
+	defer reg.Close()
 
-	first := serve(t, hub, "a", 0)
+	first := serve(t, reg, "a", 0)
 	for range 2000 {
 		first.update()
 	}
 	first.finish(t)
 
-	second := serve(t, hub, "a", 0)
+	second := serve(t, reg, "a", 0)
 	allocs := testing.AllocsPerRun(1000, second.update)
 	second.finish(t)
 	if allocs != 0 {
@@ -145,9 +145,9 @@ func TestStreamUpdateAllocatesNothing(t *testing.T) {
 // BenchmarkAttach measures a reconnect: a stream attached to a known client
 // in place of the one it had, and detached.
 func BenchmarkAttach(b *testing.B) {
-	hub := sse.NewHub(benchConfig())
-	defer hub.Close()
-	_, detach, err := hub.Attach(context.Background(), "a", 0)
+	reg := sse.NewMemoryRegistry(benchConfig())
+	defer reg.Close()
+	_, detach, err := reg.Attach(context.Background(), "a", 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func BenchmarkAttach(b *testing.B) {
 
 	b.ReportAllocs()
 	for b.Loop() {
-		_, detach, err := hub.Attach(context.Background(), "a", 0)
+		_, detach, err := reg.Attach(context.Background(), "a", 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -167,12 +167,12 @@ func BenchmarkAttach(b *testing.B) {
 // starts it, on one stream: Start, the publishes, and the stream writing
 // each event.
 func BenchmarkRun(b *testing.B) {
-	hub := sse.NewHub(benchConfig())
-	defer hub.Close()
+	reg := sse.NewMemoryRegistry(benchConfig())
+	defer reg.Close()
 
 	b.ReportAllocs()
 	for b.Loop() {
-		s := serve(b, hub, "a", 0)
+		s := serve(b, reg, "a", 0)
 		for range 21 {
 			s.update()
 		}
@@ -181,21 +181,21 @@ func BenchmarkRun(b *testing.B) {
 }
 
 // BenchmarkPublishParallel measures publishing from many runs at once, with
-// no stream attached: the cost of the hub's one lock under contention.
+// no stream attached: the cost of the registry's one lock under contention.
 func BenchmarkPublishParallel(b *testing.B) {
-	hub := sse.NewHub(benchConfig())
-	defer hub.Close()
+	reg := sse.NewMemoryRegistry(benchConfig())
+	defer reg.Close()
 	var clients atomic.Int64
 
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		id := strconv.FormatInt(clients.Add(1), 10)
-		if _, _, err := hub.Attach(context.Background(), id, 0); err != nil {
+		if _, _, err := reg.Attach(context.Background(), id, 0); err != nil {
 			b.Error(err)
 			return
 		}
 		runs := make(chan *sse.Run, 1)
-		err := hub.Start(context.Background(), id, func(ctx context.Context, r *sse.Run) { runs <- r; <-ctx.Done() })
+		err := reg.Start(context.Background(), id, func(ctx context.Context, r *sse.Run) { runs <- r; <-ctx.Done() })
 		if err != nil {
 			b.Error(err)
 			return

@@ -1,5 +1,7 @@
-// Package sse implements Server-Sent Events for net/http: the wire format and
-// a registry of clients whose events survive a dropped connection.
+// Package sse implements Server-Sent Events for net/http: the wire format,
+// streams that write it, and a registry of clients whose events survive a
+// dropped connection. It uses the standard library alone, and no web
+// framework: copy the folder into any net/http program.
 //
 // # Wire format
 //
@@ -16,26 +18,22 @@
 //
 // [Event.AppendTo], [AppendComment] and [AppendRetry] write these blocks.
 //
-// # Registry
+// # Who calls what
 //
-// A [Hub] holds clients by id. [Hub.Attach] opens a client's stream and
-// [Stream.Serve] writes it to an http.ResponseWriter; [Hub.Start] begins a
-// run, a goroutine that publishes events with [Run.Send] and ends with
+// A [Registry] holds clients by id. An HTTP handler calls
+// [Registry.Attach] with the client's [LastEventID] to open its stream, and
+// [Stream.Serve] to write it; another handler calls [Registry.Start] to begin
+// a run, a [RunFunc] that publishes events with [Run.Send] and ends with
 // [Run.Finish]. Each client keeps the events of its current run, so a
-// reconnect that names its last event id (see [LastEventID]) gets exactly
-// the events it missed and then goes on live. A client whose stream is gone
-// is kept for a grace period, then forgotten and its run stopped.
-// [Hub.Disconnect] ends a stream as a dropped connection would, to show a
-// resume; [Hub.Remove] forgets a client at once.
+// reconnect that names its last event id gets exactly the events it missed
+// and then goes on live. A client whose stream is gone is kept for a grace
+// period, then forgotten and its run stopped. [Registry.Drop] ends a stream
+// as a dropped connection would; [Registry.Remove] forgets a client at once.
 //
-// [Registry] is what the HTTP handlers use of a hub. [Hub] keeps the
-// registry in the memory of one instance; [RedisHub] keeps it in Redis, so
-// that several instances behind a load balancer serve the same clients: a
-// run started on one reaches a stream held by another, and a reconnect to a
-// third resumes it. A RedisHub that loses Redis ends its streams with a
-// [GapEvent], so a client knows events may be missing.
-//
-// The package does not depend on any web framework: the handlers of this
-// project use it from Gin, and the tests from a plain http.HandlerFunc. Its
-// one dependency is the Redis client, github.com/redis/go-redis/v9.
+// [MemoryRegistry] keeps the registry in the memory of one instance. A
+// registry in another package can share it between instances: it builds
+// each stream with [NewStream] over a [Source] of its own, wakes and ends it
+// with [Stream.Wake], [Stream.End] and [Stream.EndWithGap], and builds runs
+// with [NewRun]. The package ssetest checks any registry against the rules
+// of this one.
 package sse

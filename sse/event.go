@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"strconv"
@@ -78,16 +79,40 @@ func (e Event) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// GapEvent is the name of the event a stream ends with when its registry
-// has lost track of the client's events, as a registry shared through Redis
-// does when its link to Redis breaks: events after the client's last id may
-// be lost, and no server can send them any more. Its data is GapData. It has
-// no id, so the browser's Last-Event-ID stays that of the last event it got,
-// and it comes back with that.
-const (
-	GapEvent = "gap"
-	GapData  = `{"reason":"the registry lost its events; later ones may be missing"}`
-)
+// Entry is an event as a registry logs it. Its id is its sequence number in
+// the client's log, which the stream formats as it writes the event, so
+// logging an event formats nothing.
+type Entry struct {
+	Name, Data string
+}
+
+// appendTo appends the event's block, with seq as its id, to dst. The id is
+// formatted into a small array on the stack, so nothing is allocated.
+func (e Entry) appendTo(dst []byte, seq uint64) []byte {
+	var id [20]byte // the digits of the largest uint64
+	return appendEvent(dst, e.Name, string(strconv.AppendUint(id[:0], seq, 10)), e.Data)
+}
+
+// GapEvent is the name of the event that tells a client that events after
+// its last id may be missing, and no server can send them: a stream ends
+// with one when its registry has lost track of the client's events, as a
+// registry shared through a store does when its link to the store breaks.
+// Its data is GapData of the reason. It has no id, so the browser's
+// Last-Event-ID stays that of the last event it got, and it comes back with
+// that.
+const GapEvent = "gap"
+
+// ReasonLost is the reason a gap event gives when the registry lost the
+// client's events.
+const ReasonLost = "the registry lost its events; later ones may be missing"
+
+// GapData returns the data of a gap event: {"reason": reason}.
+func GapData(reason string) string {
+	b, _ := json.Marshal(struct {
+		Reason string `json:"reason"`
+	}{reason}) // a struct of one string always marshals
+	return string(b)
+}
 
 // AppendComment appends a comment block to dst: each line of text prefixed
 // with a colon, then a blank line. The browser ignores comments; they keep an

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"gin-sse-progress/internal/ssetest"
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
 )
 
 // FuzzEventRoundTrip checks that any event either is refused or parses back,

@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
 	"gin-sse-progress/sse"
 )
 
@@ -37,8 +34,9 @@ func TestEventAppendTo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			got, err := tc.event.AppendTo(nil)
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, string(got))
+			if err != nil || string(got) != tc.want {
+				t.Errorf("AppendTo = %q, %v; want %q", got, err, tc.want)
+			}
 		})
 	}
 }
@@ -49,41 +47,63 @@ func TestEventInvalidFieldsAreRefused(t *testing.T) {
 		{Name: "up\ndate"}, {Name: "up\rdate"}, {Name: "nul\x00"},
 		{ID: "1\n2"}, {ID: "1\r"}, {ID: "1\x00"},
 	} {
-		prefix := []byte("kept")
-		got, err := ev.AppendTo(prefix)
-		assert.ErrorIs(t, err, sse.ErrInvalidField, "%q", ev)
-		assert.Equal(t, "kept", string(got), "an invalid event appends nothing")
-
+		got, err := ev.AppendTo([]byte("kept"))
+		if !errors.Is(err, sse.ErrInvalidField) || string(got) != "kept" {
+			t.Errorf("%q: AppendTo = %q, %v; want it refused, appending nothing", ev, got, err)
+		}
 		var buf bytes.Buffer
-		_, err = ev.WriteTo(&buf)
-		assert.ErrorIs(t, err, sse.ErrInvalidField)
-		assert.Zero(t, buf.Len())
+		if _, err := ev.WriteTo(&buf); !errors.Is(err, sse.ErrInvalidField) || buf.Len() != 0 {
+			t.Errorf("%q: WriteTo wrote %q, %v; want it refused, writing nothing", ev, buf.Bytes(), err)
+		}
 	}
 }
 
 func TestAppendComment(t *testing.T) {
 	t.Parallel()
-	assert.Equal(t, ": ping\n\n", string(sse.AppendComment(nil, "ping")))
-	assert.Equal(t, ":\n\n", string(sse.AppendComment(nil, "")))
-	assert.Equal(t, ": a\n: b\n: c\n\n", string(sse.AppendComment(nil, "a\r\nb\rc")))
+	for text, want := range map[string]string{
+		"ping":      ": ping\n\n",
+		"":          ":\n\n",
+		"a\r\nb\rc": ": a\n: b\n: c\n\n",
+	} {
+		if got := string(sse.AppendComment(nil, text)); got != want {
+			t.Errorf("AppendComment(%q) = %q, want %q", text, got, want)
+		}
+	}
 }
 
 func TestAppendRetry(t *testing.T) {
 	t.Parallel()
-	assert.Equal(t, "retry: 3000\n\n", string(sse.AppendRetry(nil, 3*time.Second)))
-	assert.Equal(t, "retry: 250\n\n", string(sse.AppendRetry(nil, 250*time.Millisecond+999*time.Microsecond)))
+	for d, want := range map[time.Duration]string{
+		3 * time.Second: "retry: 3000\n\n",
+		250*time.Millisecond + 999*time.Microsecond: "retry: 250\n\n",
+	} {
+		if got := string(sse.AppendRetry(nil, d)); got != want {
+			t.Errorf("AppendRetry(%s) = %q, want %q", d, got, want)
+		}
+	}
 }
 
 func TestEventWriteToSurfacesWriterErrors(t *testing.T) {
 	t.Parallel()
 	want := errors.New("broken pipe")
-	_, err := sse.Event{Data: "x"}.WriteTo(failingWriter{want})
-	assert.ErrorIs(t, err, want)
+	if _, err := (sse.Event{Data: "x"}).WriteTo(failingWriter{want}); !errors.Is(err, want) {
+		t.Errorf("WriteTo = %v, want %v", err, want)
+	}
 }
 
 type failingWriter struct{ err error }
 
 func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+func TestGapData(t *testing.T) {
+	t.Parallel()
+	if got, want := sse.GapData(sse.ReasonLost), `{"reason":"`+sse.ReasonLost+`"}`; got != want {
+		t.Errorf("GapData = %s, want %s", got, want)
+	}
+	if got, want := sse.GapData(`a "quoted" <reason>`), `{"reason":"a \"quoted\" \u003creason\u003e"}`; got != want {
+		t.Errorf("GapData = %s, want %s", got, want)
+	}
+}
 
 func ExampleEvent_WriteTo() {
 	ev := sse.Event{Name: "update", ID: "3", Data: "{\"id\":\"42\",\n\"count\":10}"}

@@ -1,31 +1,102 @@
 package sse
 
-import "context"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
-// Registry is what the HTTP handlers need of a registry of clients. Hub keeps
-// the registry in the memory of one server instance; RedisHub shares it
-// between instances through Redis, so that a run started on one instance
-// reaches a stream held by another and a reconnect to a third resumes it.
+// Registry holds clients by id: for each, at most one open stream, at most
+// one run, and the events of its current run. It is what the HTTP handlers
+// use. MemoryRegistry keeps it in the memory of one server instance; a
+// registry in another package (this project's sseredis, say) can share it
+// between instances, building its streams with NewStream and its runs with
+// NewRun.
 //
-// redis.go (with redis_test.go) is the only file that needs Redis: without
-// them, this package builds with the standard library alone.
+// The package ssetest holds the rules every Registry follows, as a test
+// suite: ssetest.TestRegistry.
 type Registry interface {
-	// Attach opens a stream for client id, which has seen the events up
-	// to lastEventID (0 for none). The caller serves the stream, then
-	// calls detach.
+	// Attach opens a stream for client id, creating the client if it is
+	// new. lastEventID is the id of the last event the client has seen (0
+	// for none): the stream starts with the logged events after it. A
+	// client that already has a stream gets the new one in its place, and
+	// the older stream ends. It fails with ErrFinished if lastEventID is
+	// the final event of a finished run, and with ErrTooManyStreams over
+	// Config.MaxStreams. The caller serves the stream, then calls detach.
 	Attach(ctx context.Context, id string, lastEventID uint64) (s *Stream, detach func(), err error)
-	// Start starts fn as a new run of client id.
+	// Start starts fn as the next run of client id, whose events are
+	// numbered on from the last run's. It fails with ErrUnknownClient, or
+	// with ErrRunning while a run is going.
 	Start(ctx context.Context, id string, fn RunFunc) error
-	// Remove stops the client's run, ends its stream and forgets it.
+	// Remove stops the client's run, ends its stream and forgets it. It
+	// fails with ErrUnknownClient.
 	Remove(ctx context.Context, id string) error
-	// Disconnect ends the client's stream as a dropped connection would.
-	Disconnect(ctx context.Context, id string) error
-	// Stats counts what this instance holds.
-	Stats() Stats
-	// Health is nil while the registry serves.
-	Health(ctx context.Context) error
-	// Close ends every stream and run of this instance.
+	// Drop ends the client's stream without a final event, as a dropped
+	// connection would, and keeps the client, its run and its events for
+	// Config.Grace, so that it reconnects and resumes. It fails with
+	// ErrUnknownClient or ErrNoStream.
+	Drop(ctx context.Context, id string) error
+	// Close ends every stream and run of this instance and waits for the
+	// runs to return; Attach and Start fail with ErrClosed from then on.
+	// Streams end without a final event, so browsers reconnect, to another
+	// instance if there is one. It is safe to call more than once.
 	Close()
 }
 
-var _ Registry = (*Hub)(nil)
+// HealthChecker is a Registry that can tell whether it serves. A registry
+// that is not one is taken to serve while it is open.
+type HealthChecker interface {
+	// Health is nil while the registry serves; ErrClosed once it is
+	// closing, ErrUnavailable while it cannot reach what it depends on.
+	Health(ctx context.Context) error
+}
+
+// StatsReporter is a Registry that can count what it holds.
+type StatsReporter interface {
+	// Stats counts what this instance holds.
+	Stats() Stats
+}
+
+// Stats is a snapshot of the size of a registry on one instance.
+type Stats struct {
+	Clients int `json:"clients"`
+	Streams int `json:"streams"`
+	Runs    int `json:"runs"`
+}
+
+// Errors of a Registry.
+var (
+	ErrClosed         = errors.New("sse: registry closed")
+	ErrUnknownClient  = errors.New("sse: unknown client")
+	ErrRunning        = errors.New("sse: a run is already going for this client")
+	ErrTooManyStreams = errors.New("sse: too many open streams")
+	ErrNoStream       = errors.New("sse: client has no open stream")
+	// ErrFinished answers an Attach whose lastEventID is the final event
+	// of a finished run: the client has seen everything there is.
+	ErrFinished = errors.New("sse: nothing left to send")
+	// ErrUnavailable is returned by a registry that cannot reach what it
+	// depends on, such as the store it shares with other instances. The
+	// request may succeed later.
+	ErrUnavailable = errors.New("sse: registry unavailable")
+)
+
+// Config holds the settings of a registry and of its streams. Every field
+// must be positive.
+type Config struct {
+	// Retry is sent to each new stream in the "retry:" field: how long the
+	// browser waits before it reconnects.
+	Retry time.Duration
+	// Heartbeat is the interval of comment lines on an idle stream.
+	Heartbeat time.Duration
+	// Grace is how long a client whose stream is gone is kept, with its run
+	// and its events, so that it can reconnect and resume.
+	Grace time.Duration
+	// MaxStreams is the most streams open at once on one instance. A
+	// client that already has a stream there is let in over it: that is
+	// what a reconnect looks like before the server has noticed that the
+	// old connection died.
+	MaxStreams int
+	// WriteTimeout bounds each write to a stream; a client that stops
+	// reading is cut when it expires.
+	WriteTimeout time.Duration
+}

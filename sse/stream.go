@@ -3,9 +3,8 @@ package sse
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
+	"sync"
 	"time"
 )
 
@@ -15,105 +14,89 @@ import (
 // however far behind it is.
 const maxChunk = 32 << 10
 
-// ErrBadLastEventID is returned by LastEventID for a value that is not an id
-// this package hands out (a decimal number below 2^53).
-var ErrBadLastEventID = errors.New("sse: invalid last event id")
-
-// LastEventID returns the id of the last event a reconnecting client has
-// seen, or 0 for none. Browsers send it in the Last-Event-ID header; polyfills
-// that cannot set headers on their request (event-source-polyfill, for one)
-// send it as the lastEventId query parameter. The header wins.
-func LastEventID(r *http.Request) (uint64, error) {
-	v := r.Header.Get("Last-Event-ID")
-	if v == "" {
-		v = r.URL.Query().Get("lastEventId")
-	}
-	if v == "" {
-		return 0, nil
-	}
-	// Ids stay below 2^53 so that JavaScript numbers hold them exactly.
-	n, err := strconv.ParseUint(v, 10, 53)
-	if err != nil {
-		return 0, fmt.Errorf("%w %q", ErrBadLastEventID, v)
-	}
-	return n, nil
+// Source is where a stream's events come from: a registry makes one for
+// each stream it opens, and hands it to NewStream.
+type Source interface {
+	// Next returns the events the stream has not yet written, the first
+	// of them numbered seq, and moves past them; final reports that the
+	// last of them is the run's final event. Only the stream's own
+	// goroutine calls it. The stream reads events after Next returns,
+	// without any lock of the registry's: the registry must not change
+	// them afterwards (appending past them is fine).
+	Next() (seq uint64, events []Entry, final bool)
+	// Delivered records that the stream has written the run's final
+	// event, numbered seq, so that a fresh stream of the client does not
+	// replay a run it has already shown.
+	Delivered(seq uint64)
 }
 
-// Stream is one open event stream of a client. A registry's Attach makes it;
-// Serve writes it to an HTTP response.
+// Stream is one open event stream of a client. A registry's Attach makes it
+// with NewStream; Serve writes it to an HTTP response.
+//
+// The registry wakes the stream when its source has news, and ends it when
+// it must go: replaced by a newer stream, dropped, its client removed, the
+// registry closed. Wake, End and EndWithGap never block, and are safe to
+// call from any goroutine, any number of times.
 type Stream struct {
-	cfg  Config
-	feed feed
-	// wake has room for one signal. A publish that finds it full knows a
-	// wake-up is already pending, so publishing never blocks; the stream
-	// then writes every event logged since its last write.
+	cfg Config
+	src Source
+	// wake has room for one signal. A Wake that finds it full knows a
+	// wake-up is already pending, so waking never blocks; the stream then
+	// writes every event its source has since its last write.
 	wake chan struct{}
-	// gone is closed when the stream must end: replaced by a newer stream,
-	// disconnected, its client removed, or the registry closed or cut off.
-	// ended makes sure it is closed once, and lost says the registry lost
-	// events the stream may not have written (see GapEvent). Both are
-	// guarded by the lock of the registry that made the stream, and read by
-	// Serve only after gone is closed.
-	gone  chan struct{}
-	ended bool
-	lost  bool
+	// gone is closed, once, when the stream must end. gap is the reason of
+	// an EndWithGap, set before gone is closed and read by Serve only
+	// after.
+	gone    chan struct{}
+	endOnce sync.Once
+	gap     string
 	// buf is reused for every write, so a stream in its steady state
 	// encodes and writes events without allocating. Only Serve uses it.
 	buf []byte
 }
 
-// feed is the registry's side of one stream: where its events come from.
-type feed interface {
-	// next returns the events the stream has not yet written, the first
-	// of them numbered seq, and moves past them. final reports that the
-	// last of them is the run's final event.
-	next() (seq uint64, events []entry, final bool)
-	// delivered records that the stream has written the run's final
-	// event, numbered seq.
-	delivered(seq uint64)
-}
-
-func newStream(cfg Config, f feed) *Stream {
+// NewStream returns a stream that writes the events of src with the retry,
+// heartbeat and write timeout of cfg.
+func NewStream(cfg Config, src Source) *Stream {
 	return &Stream{
 		cfg:  cfg,
-		feed: f,
+		src:  src,
 		wake: make(chan struct{}, 1),
 		gone: make(chan struct{}),
 	}
 }
 
-// notify wakes the stream. The caller holds the registry's lock.
-func (s *Stream) notify() {
+// Wake tells the stream that its source has events it has not written.
+func (s *Stream) Wake() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-// end tells Serve to return. The caller holds the registry's lock.
-func (s *Stream) end() {
-	if !s.ended {
-		s.ended = true
-		close(s.gone)
-	}
+// End tells Serve to return, without a final event: the browser
+// reconnects after its retry delay.
+func (s *Stream) End() {
+	s.endOnce.Do(func() { close(s.gone) })
 }
 
-// lose ends the stream with a gap event: the registry can no longer say
-// which events the client missed. The caller holds the registry's lock.
-func (s *Stream) lose() {
-	if !s.ended {
-		s.lost = true
-		s.end()
-	}
+// EndWithGap ends the stream with a gap event (see GapEvent) that gives
+// reason: the registry can no longer say which events the client missed.
+// A stream that has already ended is left as it is.
+func (s *Stream) EndWithGap(reason string) {
+	s.endOnce.Do(func() {
+		s.gap = reason
+		close(s.gone)
+	})
 }
 
 // Serve writes the stream to w: the headers and the retry field at once, then
 // the client's events as they are published, and a comment line whenever the
-// stream has been quiet for the hub's Heartbeat.
+// stream has been quiet for Config.Heartbeat.
 //
-// It returns nil once it has written the run's final event, when the hub ends
-// the stream, or when ctx is done (the client went away); it returns the
-// error of a failed write. w must not have been written to.
+// It returns nil once it has written the run's final event, when the
+// registry ends the stream, or when ctx is done (the client went away); it
+// returns the error of a failed write. w must not have been written to.
 func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	cfg := s.cfg
 	h := w.Header()
@@ -151,15 +134,15 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 
 // loop writes the stream's events and heartbeats until it ends; see Serve.
 // It is a function of its own so that the first write, which sends the
-// headers down net/http's deepest path, is made from Serve's small frame.
-// With the loop's locals in that frame too, each stream's goroutine stack
-// grew from 8 to 16 KiB (TestStreamStackStaysSmall, in handlers).
+// headers down net/http's deepest path, is made from Serve's small frame:
+// with the loop's locals in that frame too, each stream's goroutine needs
+// a 16 KiB stack rather than 8 (TestStreamStackStaysSmall, in handlers).
 func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 	cfg := s.cfg
 	heartbeat := time.NewTicker(cfg.Heartbeat)
 	defer heartbeat.Stop()
 	for {
-		if seq, events, final := s.feed.next(); len(events) > 0 {
+		if seq, events, final := s.src.Next(); len(events) > 0 {
 			// A client that fell behind may have many events waiting:
 			// write them in chunks, so the buffer stays small and each
 			// chunk gets a deadline of its own.
@@ -179,7 +162,7 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 				}
 			}
 			if final {
-				s.feed.delivered(seq + uint64(len(events)) - 1)
+				s.src.Delivered(seq + uint64(len(events)) - 1)
 				return nil
 			}
 			heartbeat.Reset(cfg.Heartbeat)
@@ -189,8 +172,8 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 		case <-ctx.Done():
 			return nil
 		case <-s.gone:
-			if s.lost {
-				return write(appendEvent(s.buf, GapEvent, "", GapData))
+			if s.gap != "" {
+				return write(appendEvent(s.buf, GapEvent, "", GapData(s.gap)))
 			}
 			return nil
 		case <-s.wake:

@@ -7,120 +7,85 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
-	"gin-sse-progress/internal/ssetest"
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
 )
 
-// newServer serves hub's streams from a plain net/http handler, the way a
-// project without Gin would use the package.
-func newServer(t *testing.T, cfg sse.Config) (*sse.Hub, *httptest.Server) {
+// serveMemory serves the streams of a MemoryRegistry with cfg from a plain
+// net/http handler, the way a project without Gin would use the package.
+func serveMemory(t *testing.T, cfg sse.Config) (*sse.MemoryRegistry, *ssetest.Server) {
 	t.Helper()
-	hub := sse.NewHub(cfg)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		last, err := sse.LastEventID(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		stream, detach, err := hub.Attach(context.Background(), r.URL.Query().Get("id"), last)
-		if errors.Is(err, sse.ErrFinished) {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		defer detach()
-		_ = stream.Serve(r.Context(), w)
-	}))
-	// Cleanups run last first: the hub ends the streams, then the server
-	// closes with no request left open.
-	t.Cleanup(srv.Close)
-	t.Cleanup(hub.Close)
-	return hub, srv
+	reg := sse.NewMemoryRegistry(cfg)
+	return reg, ssetest.NewServer(t, reg)
 }
 
-func streamConfig() sse.Config {
-	return sse.Config{
-		Retry:        1500 * time.Millisecond,
-		Heartbeat:    time.Minute,
-		Grace:        time.Minute,
-		MaxStreams:   10,
-		WriteTimeout: time.Second,
-	}
-}
-
-func get(t *testing.T, url string, header http.Header) *http.Response {
+func readLine(t *testing.T, br *bufio.Reader) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	require.NoError(t, err)
-	for k, v := range header {
-		req.Header[k] = v
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read a line: %v", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	return resp
-}
-
-func closeBody(resp *http.Response) { _ = resp.Body.Close() }
-
-// progress sends n updates and a final close, as fast as it can.
-func progress(n int) sse.RunFunc {
-	return func(_ context.Context, r *sse.Run) {
-		for i := range n {
-			_ = r.Send("update", string(rune('a'+i)))
-		}
-		_ = r.Finish("close", "bye")
-	}
+	return line
 }
 
 func TestServeWritesHeadersRetryEventsAndEnds(t *testing.T) {
-	hub, srv := newServer(t, streamConfig())
-	resp := get(t, srv.URL+"?id=a", nil)
-	defer closeBody(resp)
-
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-	assert.Equal(t, "no-cache", resp.Header.Get("Cache-Control"))
-	assert.Equal(t, "no", resp.Header.Get("X-Accel-Buffering"))
-	assert.Empty(t, resp.Header.Get("Content-Encoding"))
+	reg, srv := serveMemory(t, ssetest.Config())
+	resp := srv.Get(t, "a", "") //nolint:bodyclose // closed when the test ends
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for name, want := range map[string]string{
+		"Content-Type":      "text/event-stream",
+		"Cache-Control":     "no-cache",
+		"X-Accel-Buffering": "no",
+		"Content-Encoding":  "",
+	} {
+		if got := resp.Header.Get(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
 
 	// The retry block arrives before any event exists.
 	br := bufio.NewReader(resp.Body)
-	line, err := br.ReadString('\n')
-	require.NoError(t, err)
-	assert.Equal(t, "retry: 1500\n", line)
+	if line := readLine(t, br); line != "retry: 1500\n" {
+		t.Errorf("first line %q", line)
+	}
 
-	require.NoError(t, hub.Start(context.Background(), "a", progress(3)))
+	if err := reg.Start(t.Context(), "a", ssetest.Updates(3)); err != nil {
+		t.Fatal(err)
+	}
 	body, err := io.ReadAll(br) // the stream ends after the final event
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	events, _, err := ssetest.Parse(body)
-	require.NoError(t, err)
-	assert.Equal(t, []ssetest.Event{
-		{Type: "update", ID: "1", Data: "a"},
-		{Type: "update", ID: "2", Data: "b"},
-		{Type: "update", ID: "3", Data: "c"},
-		{Type: "close", ID: "4", Data: "bye"},
-	}, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ssetest.Event{
+		{Type: "update", ID: "1", Data: "0"},
+		{Type: "update", ID: "2", Data: "1"},
+		{Type: "update", ID: "3", Data: "2"},
+		{Type: "close", ID: "4", Data: "done"},
+	}
+	if !reflect.DeepEqual(events, want) {
+		t.Errorf("events %+v, want %+v", events, want)
+	}
 }
 
+// TestServeResumesFromHeaderOrQuery: LastEventID takes the header, or the
+// query parameter of the polyfills that cannot set one.
 func TestServeResumesFromHeaderOrQuery(t *testing.T) {
-	hub, srv := newServer(t, streamConfig())
-	first := get(t, srv.URL+"?id=a", nil)
-	defer closeBody(first)
-	require.Equal(t, http.StatusOK, first.StatusCode)
-	require.NoError(t, hub.Start(context.Background(), "a", progress(3)))
-	_, err := io.ReadAll(first.Body)
-	require.NoError(t, err)
+	reg, srv := serveMemory(t, ssetest.Config())
+	first := srv.Open(t, "a", "")
+	if err := reg.Start(t.Context(), "a", ssetest.Updates(3)); err != nil {
+		t.Fatal(err)
+	}
+	first.Rest(t)
 
 	for name, tc := range map[string]struct {
 		query  string
@@ -131,40 +96,93 @@ func TestServeResumesFromHeaderOrQuery(t *testing.T) {
 		"header wins": {"?id=a&lastEventId=1", http.Header{"Last-Event-Id": {"2"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			resp := get(t, srv.URL+tc.query, tc.header)
-			defer closeBody(resp)
-			body, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			events, r, err := ssetest.Parse(body)
-			require.NoError(t, err)
-			assert.Equal(t, int64(1500), r.Retry)
-			assert.Equal(t, []ssetest.Event{
-				{Type: "update", ID: "3", Data: "c"},
-				{Type: "close", ID: "4", Data: "bye"},
-			}, events)
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+tc.query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tc.header
+			st := ssetest.NewStream(ssetest.Do(t, srv.Client(), req)) //nolint:bodyclose // closed when the test ends
+			events := st.Rest(t)
+			want := []ssetest.Event{{Type: "update", ID: "3", Data: "2"}, {Type: "close", ID: "4", Data: "done"}}
+			if !reflect.DeepEqual(events, want) {
+				t.Errorf("events %+v, want %+v", events, want)
+			}
+			if st.Reader().Retry != 1500 {
+				t.Errorf("retry %d", st.Reader().Retry)
+			}
 		})
 	}
-
-	resp := get(t, srv.URL+"?id=a", http.Header{"Last-Event-Id": {"4"}})
-	defer closeBody(resp)
-	assert.Equal(t, http.StatusNoContent, resp.StatusCode, "nothing after the final event")
 }
 
 func TestServeSendsHeartbeatsWhenIdle(t *testing.T) {
-	cfg := streamConfig()
+	cfg := ssetest.Config()
 	cfg.Heartbeat = 10 * time.Millisecond
-	_, srv := newServer(t, cfg)
-	resp := get(t, srv.URL+"?id=a", nil)
-	defer closeBody(resp)
-
-	br := bufio.NewReader(resp.Body)
-	want := []string{"retry: 1500\n", "\n", ": ping\n", "\n", ": ping\n", "\n"}
-	for _, w := range want {
-		line, err := br.ReadString('\n')
-		require.NoError(t, err)
-		assert.Equal(t, w, line)
+	_, srv := serveMemory(t, cfg)
+	br := bufio.NewReader(srv.Get(t, "a", "").Body) //nolint:bodyclose // closed when the test ends
+	for _, want := range []string{"retry: 1500\n", "\n", ": ping\n", "\n", ": ping\n", "\n"} {
+		if line := readLine(t, br); line != want {
+			t.Fatalf("line %q, want %q", line, want)
+		}
 	}
 }
+
+func TestServeSendsNoHeartbeatWhileBusy(t *testing.T) {
+	cfg := ssetest.Config()
+	cfg.Heartbeat = 200 * time.Millisecond
+	reg, srv := serveMemory(t, cfg)
+	st := srv.Open(t, "a", "")
+
+	// Events every 10ms for three heartbeat periods: the stream is never
+	// idle for a whole period, so no comment is due.
+	err := reg.Start(t.Context(), "a", func(ctx context.Context, r *sse.Run) {
+		ticker := time.NewTicker(10 * time.Millisecond)
+		defer ticker.Stop()
+		for range 60 {
+			_ = r.Send("update", "x")
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+		}
+		_ = r.Finish("close", "")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events := st.Rest(t); len(events) != 61 {
+		t.Errorf("%d events, want 61", len(events))
+	}
+	if n := st.Reader().Comments; n != 0 {
+		t.Errorf("%d heartbeats on a busy stream", n)
+	}
+}
+
+// TestServeEndsWithGap: a stream its registry ends with a gap says why, in
+// an event without an id, so the browser keeps its last one.
+func TestServeEndsWithGap(t *testing.T) {
+	stream := sse.NewStream(ssetest.Config(), emptySource{})
+	w := httptest.NewRecorder()
+	stream.EndWithGap(sse.ReasonLost)
+	stream.End() // the first end wins
+	if err := stream.Serve(t.Context(), w); err != nil {
+		t.Fatal(err)
+	}
+	events, r, err := ssetest.Parse(w.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ssetest.Event{{Type: sse.GapEvent, Data: sse.GapData(sse.ReasonLost)}}
+	if !reflect.DeepEqual(events, want) || r.LastEventID != "" {
+		t.Errorf("events %+v, last id %q; want %+v and none", events, r.LastEventID, want)
+	}
+}
+
+// emptySource is the source of a stream that has no events.
+type emptySource struct{}
+
+func (emptySource) Next() (uint64, []sse.Entry, bool) { return 0, nil, false }
+func (emptySource) Delivered(uint64)                  {}
 
 func TestLastEventID(t *testing.T) {
 	t.Parallel()
@@ -189,40 +207,13 @@ func TestLastEventID(t *testing.T) {
 		}
 		got, err := sse.LastEventID(r)
 		if tc.wantErr {
-			assert.ErrorIs(t, err, sse.ErrBadLastEventID, "header %q query %q", tc.header, tc.query)
+			if !errors.Is(err, sse.ErrBadLastEventID) {
+				t.Errorf("header %q query %q: %v, want ErrBadLastEventID", tc.header, tc.query, err)
+			}
 			continue
 		}
-		assert.NoError(t, err)
-		assert.Equal(t, tc.want, got)
-	}
-}
-
-func TestServeSendsNoHeartbeatWhileBusy(t *testing.T) {
-	cfg := streamConfig()
-	cfg.Heartbeat = 200 * time.Millisecond
-	hub, srv := newServer(t, cfg)
-	resp := get(t, srv.URL+"?id=a", nil)
-	defer closeBody(resp)
-
-	// Events every 10ms for three heartbeat periods: the stream is never
-	// idle for a whole period, so no comment is due.
-	require.NoError(t, hub.Start(context.Background(), "a", func(ctx context.Context, r *sse.Run) {
-		ticker := time.NewTicker(10 * time.Millisecond)
-		defer ticker.Stop()
-		for range 60 {
-			_ = r.Send("update", "x")
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
+		if err != nil || got != tc.want {
+			t.Errorf("header %q query %q: %d, %v; want %d", tc.header, tc.query, got, err, tc.want)
 		}
-		_ = r.Finish("close", "")
-	}))
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	events, r, err := ssetest.Parse(body)
-	require.NoError(t, err)
-	assert.Len(t, events, 61)
-	assert.Zero(t, r.Comments, "heartbeats on a busy stream")
+	}
 }

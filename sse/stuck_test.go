@@ -4,18 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
-	"gin-sse-progress/internal/ssetest"
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
 )
 
 // TestStuckClientsDelayNoOne holds clients that never read while their runs
@@ -31,10 +27,10 @@ func TestStuckClientsDelayNoOne(t *testing.T) {
 		updates = 20
 		floods  = 256 // events of 64 KiB each: 16 MiB per stuck client
 	)
-	cfg := streamConfig()
+	cfg := ssetest.Config()
 	cfg.MaxStreams = stuck + normal
 	cfg.WriteTimeout = 3 * time.Second
-	hub, srv := newServer(t, cfg)
+	reg, srv := serveMemory(t, cfg)
 
 	// The events share one string, so the logs hold 16 MiB each at almost
 	// no cost.
@@ -48,9 +44,11 @@ func TestStuckClientsDelayNoOne(t *testing.T) {
 	for i := range stuck {
 		neverRead(t, srv.Listener.Addr().String(), fmt.Sprintf("stuck-%d", i))
 	}
-	require.Eventually(t, func() bool { return hub.Stats().Streams == stuck }, 5*time.Second, time.Millisecond)
+	eventually(t, "the stuck streams are open", func() bool { return reg.Stats().Streams == stuck })
 	for i := range stuck {
-		require.NoError(t, hub.Start(context.Background(), fmt.Sprintf("stuck-%d", i), flood))
+		if err := reg.Start(t.Context(), fmt.Sprintf("stuck-%d", i), flood); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The ordinary clients, each with a run of its own that ticks every
@@ -71,12 +69,12 @@ func TestStuckClientsDelayNoOne(t *testing.T) {
 	got := make([][]ssetest.Event, normal)
 	var wg sync.WaitGroup
 	for i := range normal {
-		resp := get(t, fmt.Sprintf("%s?id=normal-%d", srv.URL, i), nil)
-		defer closeBody(resp)
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.NoError(t, hub.Start(context.Background(), fmt.Sprintf("normal-%d", i), tick))
+		st := srv.Open(t, fmt.Sprintf("normal-%d", i), "")
+		if err := reg.Start(t.Context(), fmt.Sprintf("normal-%d", i), tick); err != nil {
+			t.Fatal(err)
+		}
 		wg.Go(func() {
-			r := ssetest.NewReader(resp.Body)
+			r := st.Reader()
 			for {
 				ev, err := r.Next()
 				if err != nil {
@@ -88,34 +86,51 @@ func TestStuckClientsDelayNoOne(t *testing.T) {
 	}
 	wg.Wait()
 
-	assert.Equal(t, stuck, hub.Stats().Streams,
-		"every ordinary run was done while the stuck streams were still blocked")
+	if n := reg.Stats().Streams; n != stuck {
+		t.Errorf("%d streams open after the ordinary runs, want the %d stuck ones still blocked", n, stuck)
+	}
 	for i, events := range got {
-		require.Len(t, events, updates+1, "client %d gets every event", i)
-		for n, ev := range events[:updates] {
-			assert.Equal(t, strconv.Itoa(n), ev.Data, "client %d, in order", i)
+		if len(events) != updates+1 {
+			t.Fatalf("client %d got %d events, want %d", i, len(events), updates+1)
 		}
-		assert.Equal(t, "close", events[updates].Type)
+		for n, ev := range events[:updates] {
+			if ev.Data != strconv.Itoa(n) {
+				t.Fatalf("client %d: event %d is %+v, out of order", i, n, ev)
+			}
+		}
+		if events[updates].Type != "close" {
+			t.Errorf("client %d: last event %+v", i, events[updates])
+		}
 	}
 
 	// The write deadline cuts the stuck streams; their clients stay.
-	require.Eventually(t, func() bool { return hub.Stats().Streams == 0 }, 10*time.Second, 10*time.Millisecond,
-		"the write deadline cuts a client that stops reading")
-	assert.Equal(t, stuck+normal, hub.Stats().Clients, "cut clients are kept for the grace period")
+	eventually(t, "the write deadline cuts a client that stops reading", func() bool { return reg.Stats().Streams == 0 })
+	if n := reg.Stats().Clients; n != stuck+normal {
+		t.Errorf("%d clients, want %d: cut clients are kept for the grace period", n, stuck+normal)
+	}
 
 	// A stuck client that comes back resumes after the last id it saw.
 	const last = floods - 3
-	resp := get(t, srv.URL+"?id=stuck-0", http.Header{"Last-Event-Id": {strconv.Itoa(last)}})
-	defer closeBody(resp)
-	r := ssetest.NewReader(resp.Body)
+	st := srv.Open(t, "stuck-0", strconv.Itoa(last))
 	for want := last + 1; want <= floods; want++ {
-		ev, err := r.Next()
-		require.NoError(t, err)
-		require.Equal(t, strconv.Itoa(want), ev.ID)
+		if ev := st.Next(t); ev.ID != strconv.Itoa(want) {
+			t.Fatalf("event %+v, want id %d", ev, want)
+		}
 	}
-	ev, err := r.Next()
-	require.NoError(t, err)
-	assert.Equal(t, "close", ev.Type)
+	if ev := st.Next(t); ev.Type != "close" {
+		t.Errorf("event %+v, want close", ev)
+	}
+}
+
+// eventually polls cond until it holds, for up to 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // neverRead opens a stream for id over a raw TCP connection with a small
@@ -125,9 +140,14 @@ func neverRead(t *testing.T, addr, id string) {
 	t.Helper()
 	var d net.Dialer
 	conn, err := d.DialContext(t.Context(), "tcp", addr)
-	require.NoError(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = conn.Close() })
-	require.NoError(t, conn.(*net.TCPConn).SetReadBuffer(4096))
-	_, err = fmt.Fprintf(conn, "GET /?id=%s HTTP/1.1\r\nHost: test\r\n\r\n", id)
-	require.NoError(t, err)
+	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(conn, "GET /?id=%s HTTP/1.1\r\nHost: test\r\n\r\n", id); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -14,12 +14,13 @@
       again: "Run again",
       opened: "open · the stream is connected",
       reopened: "open · reconnected after {ms} ms, sending Last-Event-ID: {id}",
+      reopenedFresh: "open · reconnected after {ms} ms, with no Last-Event-ID: no event had arrived yet",
       lost: "error · the stream ended without close; the browser waits the retry delay, then reconnects",
       failed: "error · the browser gave up: readyState is CLOSED",
       closed: "the page calls es.close(): the run is over, no reconnect",
       gap: "gap · the server lost its registry (Redis): updates after id {id} may be missing, and the run stopped; the browser reconnects, then start again",
       started: "POST /event/progress · the page asks for a run",
-      dropped: "POST /event/drop · the page asks the server to cut the stream",
+      dropped: "POST /event/drop · the page asks the server to drop the stream",
       tally: "{updates} updates · {missing} missing · {repeated} repeated",
       failure: "Error: {message}",
     },
@@ -30,12 +31,13 @@
       again: "再来一次",
       opened: "open · 流已连接",
       reopened: "open · {ms} 毫秒后重连，带上 Last-Event-ID: {id}",
+      reopenedFresh: "open · {ms} 毫秒后重连；还没收到过事件，所以没有 Last-Event-ID",
       lost: "error · 流没有 close 就断了；浏览器等待 retry 时长后重连",
       failed: "error · 浏览器放弃了：readyState 为 CLOSED",
       closed: "页面调用 es.close()：任务结束，不再重连",
       gap: "gap · 服务器失去了它的注册表（Redis）：id {id} 之后的 update 可能丢失，任务已停止；浏览器会重连，之后请重新开始",
       started: "POST /event/progress · 页面请求开始任务",
-      dropped: "POST /event/drop · 页面请服务器切断这条流",
+      dropped: "POST /event/drop · 页面请服务器断开这条流",
       tally: "{updates} 个 update · 缺失 {missing} · 重复 {repeated}",
       failure: "出错：{message}",
     },
@@ -63,7 +65,7 @@
 
   const $ = (selector) => document.querySelector(selector);
   const button = $("#sse");
-  const cut = $("#cut");
+  const dropButton = $("#drop");
   const langButton = $("#lang");
   const count = $(".progress");
   const bar = $("#bar");
@@ -118,13 +120,20 @@
 
   // showFrame writes an event the way it came over the wire. Every event of
   // this server has an id, so lastEventId is the event's own id field.
+  // A narrow screen wraps a long data line after a comma, never inside a
+  // token: each comma is followed by a <wbr>.
   const showFrame = (e) => {
     const pre = document.createElement("pre");
     const line = (field, value) => {
       const name = document.createElement("span");
       name.className = "field";
       name.textContent = field;
-      pre.append(name, `: ${value}\n`);
+      pre.append(name, ": ");
+      value.split(",").forEach((part, i) => {
+        if (i > 0) pre.append(",", document.createElement("wbr"));
+        pre.append(part);
+      });
+      pre.append("\n");
     };
     line("event", e.type);
     line("id", e.lastEventId);
@@ -158,7 +167,7 @@
     // stream it stays on: a click opens a new stream first.
     button.disabled = running || es.readyState === EventSource.CONNECTING;
     say(button, ranOnce ? "again" : "start");
-    cut.disabled = es.readyState !== EventSource.OPEN;
+    dropButton.disabled = es.readyState !== EventSource.OPEN;
   };
 
   const showCount = (n) => {
@@ -194,11 +203,11 @@
         reconnectCount++;
         reconnects.textContent = String(reconnectCount);
         // No event arrives while the stream is down: the last id seen is
-        // the one the browser sent as Last-Event-ID.
-        showMark("open", "reopened", {
-          ms: Math.round(performance.now() - lostAt),
-          id: previousId === null ? "–" : String(previousId),
-        });
+        // the one the browser sent as Last-Event-ID. Before any event, it
+        // sent none.
+        const ms = Math.round(performance.now() - lostAt);
+        if (previousId === null) showMark("open", "reopenedFresh", { ms });
+        else showMark("open", "reopened", { ms, id: String(previousId) });
         lostAt = null;
       }
       showState();
@@ -230,8 +239,10 @@
     es.addEventListener("gap", (e) => {
       showFrame(e);
       showMark("gap", "gap", { id: e.lastEventId || "–" });
+      // The run is over, but the button stays off until the browser has
+      // reconnected: the stream's error event comes next, and the open
+      // (or a CLOSED state) after it turns the button back on.
       running = false;
-      showState();
     });
     es.addEventListener("close", (e) => {
       noteEvent(e);
@@ -305,7 +316,7 @@
   };
 
   const drop = async () => {
-    cut.disabled = true;
+    dropButton.disabled = true;
     try {
       showMark("drop", "dropped");
       await post(`/event/drop?id=${encodeURIComponent(id)}`);
@@ -316,7 +327,7 @@
   };
 
   button.addEventListener("click", start);
-  cut.addEventListener("click", drop);
+  dropButton.addEventListener("click", drop);
 
   // Tell the server the client is gone. keepalive lets the request outlive
   // the page.

@@ -23,8 +23,11 @@ import (
 	"go.uber.org/goleak"
 
 	"gin-sse-progress/handlers"
-	"gin-sse-progress/internal/redistest"
+	"gin-sse-progress/job"
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
+	"gin-sse-progress/sseredis"
+	"gin-sse-progress/sseredis/redistest"
 )
 
 func TestMain(m *testing.M) {
@@ -50,17 +53,16 @@ func measureAgainst(t *testing.T, urls string, clients int) result {
 
 func TestMeasuresTheServer(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	hub := sse.NewHub(sse.Config{
-		Retry: time.Second, Heartbeat: time.Minute, Grace: time.Minute,
-		MaxStreams: 1000, WriteTimeout: 5 * time.Second,
-	})
+	cfg := ssetest.Config()
+	cfg.MaxStreams = 1000
+	reg := sse.NewMemoryRegistry(cfg)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(handlers.New(logger, hub, handlers.Options{
-		Progress: handlers.Progress{Tick: 5 * time.Millisecond, Step: 5},
-		Retry:    time.Second,
+	srv := httptest.NewServer(handlers.New(logger, reg, handlers.Options{
+		Job:   job.Progress{Tick: 5 * time.Millisecond, Step: 5}.Run,
+		Retry: cfg.Retry,
 	}))
 	defer srv.Close()
-	defer hub.Close()
+	defer reg.Close()
 
 	res := measureAgainst(t, srv.URL, 200)
 	assert.True(t, res.Complete, "%+v", res)
@@ -80,20 +82,18 @@ func TestMeasuresTheServer(t *testing.T) {
 func TestMeasuresInstancesOnRedis(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	redisServer := redistest.Start(t)
-	cfg := sse.Config{
-		Retry: time.Second, Heartbeat: time.Minute, Grace: time.Minute,
-		MaxStreams: 1000, WriteTimeout: 5 * time.Second,
-	}
+	cfg := ssetest.Config()
+	cfg.MaxStreams = 1000
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var urls []string
 	var requests [2]struct{ push, progress atomic.Int64 }
 	for i := range requests {
-		hub, err := sse.NewRedisHub(t.Context(), cfg, redisServer.Client(), sse.RedisOptions{})
+		reg, err := sseredis.New(t.Context(), redisServer.URL(), cfg, sseredis.Options{})
 		require.NoError(t, err)
-		t.Cleanup(hub.Close)
-		router := handlers.New(logger, hub, handlers.Options{
-			Progress: handlers.Progress{Tick: 5 * time.Millisecond, Step: 5},
-			Retry:    time.Second,
+		t.Cleanup(reg.Close)
+		router := handlers.New(logger, reg, handlers.Options{
+			Job:   job.Progress{Tick: 5 * time.Millisecond, Step: 5}.Run,
+			Retry: cfg.Retry,
 		})
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch r.URL.Path {

@@ -5,15 +5,16 @@
 package redistest
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Server is a running redis-server.
@@ -47,12 +48,38 @@ func (s *Server) URL() string {
 	return "redis://" + s.Addr() + "/0"
 }
 
-// Client returns a client of the server, closed when the test ends, with
-// the options sse.NewRedisHub requires.
-func (s *Server) Client() *redis.Client {
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, ContextTimeoutEnabled: true})
-	s.t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
+// Flush empties the server, so that a test starts with nothing in it.
+func (s *Server) Flush() {
+	s.t.Helper()
+	if reply, err := s.do("FLUSHALL"); err != nil || reply != "+OK" {
+		s.t.Fatalf("FLUSHALL: %q, %v", reply, err)
+	}
+}
+
+// do sends one command on a connection of its own and returns the first
+// line of the answer: "+PONG", "+OK", "-ERR ...".
+func (s *Server) do(args ...string) (string, error) {
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", s.Addr())
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = conn.Close() }()
+	if err := conn.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return "", err
+	}
+	// A command is an array of bulk strings.
+	cmd := fmt.Sprintf("*%d\r\n", len(args))
+	for _, a := range args {
+		cmd += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(cmd)); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimRight(line, "\r\n"), err
 }
 
 // Restart kills the server and starts a new one on the same port. Nothing
@@ -110,14 +137,10 @@ func (s *Server) start() {
 	}()
 	s.cmd, s.done = cmd, done
 
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
-	defer func() { _ = rdb.Close() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := rdb.Ping(ctx).Err()
-		cancel()
-		if err == nil {
+		reply, err := s.do("PING")
+		if err == nil && reply == "+PONG" {
 			return
 		}
 		select {

@@ -29,7 +29,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:3000", "listen address")
 	tick := flag.Duration("tick", time.Second, "time between updates")
 	step := flag.Int("step", 5, "count increment per update; divides 100")
-	flag.Int("max-clients", 0, "ignored: accepted so that make bench passes both servers the same flags")
+	flag.Int("max-streams", 0, "ignored: accepted so that make bench passes both servers the same flags")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

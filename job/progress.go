@@ -1,4 +1,7 @@
-package handlers
+// Package job holds the demo's work: the one file to replace with your own.
+// A job is a function from a client id to the sse.RunFunc of one run; the
+// handlers start it on POST /event/progress and the registry runs it.
+package job
 
 import (
 	"context"
@@ -9,15 +12,15 @@ import (
 	"gin-sse-progress/sse"
 )
 
-// Progress describes a run: an "update" event every Tick, its count going
-// from 0 up to 100 by Step, then a "close" event.
+// Progress is the Koa demo's run: an "update" event every Tick, its count
+// going from 0 up to 100 by Step, then a "close" event.
 type Progress struct {
 	Tick time.Duration
 	Step int // divides 100
 }
 
-// run returns the RunFunc for client id. The first update goes out at once.
-func (p Progress) run(id string) sse.RunFunc {
+// Run returns the run for client id. The first update goes out at once.
+func (p Progress) Run(id string) sse.RunFunc {
 	return func(ctx context.Context, r *sse.Run) {
 		quoted, _ := json.Marshal(id) // marshalling a string cannot fail
 		prefix := `{"id":` + string(quoted) + `,"count":`

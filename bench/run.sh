@@ -99,13 +99,13 @@ for c in $CLIENTS; do
 		case $server in
 		redis2)
 			redis
-			serve a gin-sse-progress -redis "$redis_url" -max-clients $((c + 100))
+			serve a gin-sse-progress -redis "$redis_url" -max-streams $((c + 100))
 			a=$addr
-			serve b gin-sse-progress -redis "$redis_url" -max-clients $((c + 100))
+			serve b gin-sse-progress -redis "$redis_url" -max-streams $((c + 100))
 			urls="http://$a,http://$addr" label="two on Redis"
 			;;
 		*)
-			serve "$server" "$server" -max-clients $((c + 100))
+			serve "$server" "$server" -max-streams $((c + 100))
 			urls="http://$addr" label=$server
 			;;
 		esac

@@ -1,0 +1,44 @@
+package sse
+
+import "context"
+
+// RunFunc is the work of a run. It publishes events through r, must return
+// soon after ctx is done, and calls r.Finish with its last event when it
+// completes. The registry starts it in a goroutine of its own and waits for
+// it in Close.
+type RunFunc func(ctx context.Context, r *Run)
+
+// PublishFunc logs an event of a run, the run's final one if final is set,
+// and wakes the streams that show it. A registry passes one to NewRun.
+type PublishFunc func(name, data string, final bool) error
+
+// Run is the handle a RunFunc publishes through.
+type Run struct {
+	publish PublishFunc
+}
+
+// NewRun returns the handle of a run whose events go to publish. Send and
+// Finish check the event's name before they call it.
+func NewRun(publish PublishFunc) *Run {
+	return &Run{publish: publish}
+}
+
+// Send appends an event to the client's log and wakes its stream. The
+// registry numbers the event. It fails with ErrInvalidField for a name with
+// CR, LF or NUL, and with the error of a registry that could not store the
+// event, which then stops the run; after the run is stopped it does nothing.
+func (r *Run) Send(name, data string) error {
+	if err := (Event{Name: name}).Validate(); err != nil {
+		return err
+	}
+	return r.publish(name, data, false)
+}
+
+// Finish sends the run's final event. A stream that has written it ends, and
+// a reconnect that names it is answered with ErrFinished.
+func (r *Run) Finish(name, data string) error {
+	if err := (Event{Name: name}).Validate(); err != nil {
+		return err
+	}
+	return r.publish(name, data, true)
+}

@@ -1,0 +1,120 @@
+package sseredis
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// maxBatch is the most events sent to Redis in one pipeline.
+const maxBatch = 512
+
+// appendReq is an event of a run owned here, on its way to Redis.
+type appendReq struct {
+	id, token, name, data string
+	final                 bool
+
+	// Set before done is closed.
+	seq  int64 // the event's number, or -1: see lua/append.lua
+	err  error
+	done chan struct{}
+}
+
+// publish logs an event of run of client id, and waits until it is logged.
+// A run that has lost its claim, or whose client is gone, is stopped.
+func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, data string, final bool) error {
+	req := &appendReq{id: id, token: run.token, name: name, data: data, final: final, done: make(chan struct{})}
+	select {
+	case r.appends <- req:
+	case <-ctx.Done():
+		return nil // stopped
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		return nil
+	}
+	switch {
+	case req.err != nil && ctx.Err() != nil:
+		return nil // stopped while it published
+	case req.err != nil:
+		run.cancel()
+		r.logger.Warn("run stopped: Redis failed", "id", id, "err", req.err)
+		return unavailable(req.err)
+	case req.seq < 0:
+		run.cancel()
+		r.logger.Info("run stopped: its client is gone or its claim was lost", "id", id)
+	case final:
+		run.finished.Store(true)
+	}
+	return nil
+}
+
+// appendLoop sends the events of the runs owned here to Redis: all those
+// waiting, in one pipeline, while the previous pipeline was out. A lone
+// event goes at once; under load, one round trip and a few system calls
+// carry hundreds of events, where one each would cost Redis and this
+// instance most of their CPU time. A run waits for its event to be logged
+// before it sends the next, so a client's events stay in order.
+func (r *Registry) appendLoop() {
+	batch := make([]*appendReq, 0, maxBatch)
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case req := <-r.appends:
+			batch = append(batch[:0], req)
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-r.appends:
+				batch = append(batch, req)
+			default:
+				break more
+			}
+		}
+		r.appendAll(batch)
+	}
+}
+
+// appendAll runs the append script for each of batch in one pipeline, and
+// answers each.
+func (r *Registry) appendAll(batch []*appendReq) {
+	cmds := make([]*redis.Cmd, len(batch))
+	send := func(which []int) {
+		_, _ = r.rdb.Pipelined(r.ctx, func(p redis.Pipeliner) error {
+			for _, i := range which {
+				req := batch[i]
+				flag := "0"
+				if req.final {
+					flag = "1"
+				}
+				cmds[i] = r.scripts.append.EvalSha(r.ctx, p,
+					[]string{hashKey(req.id), logKey(req.id), runKey(req.id)},
+					req.token, req.name, req.data, flag, r.lease.Milliseconds(), channel(req.id))
+			}
+			return nil
+		}) // each command has its own error
+	}
+	all := make([]int, len(batch))
+	for i := range all {
+		all[i] = i
+	}
+	send(all)
+	// A Redis that restarted has forgotten the script: load it, and send
+	// again what it refused.
+	var again []int
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 && r.scripts.append.Load(r.ctx, r.rdb).Err() == nil {
+		send(again)
+	}
+	for i, req := range batch {
+		req.seq, req.err = cmds[i].Int64()
+		close(req.done)
+	}
+}

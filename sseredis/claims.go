@@ -1,0 +1,113 @@
+package sseredis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ownedRun is a run owned by this instance: it holds the client's claim,
+// sse:{id}:run, under its token.
+type ownedRun struct {
+	token  string
+	cancel context.CancelFunc
+	// finished is set once the final event is logged, which lets go of
+	// the claim: keep must not take that for a lost one.
+	finished atomic.Bool
+}
+
+// token returns a name for a run, unique across instances. The caller holds
+// r.mu.
+func (r *Registry) token() string {
+	r.tokens++
+	return r.self + "-" + strconv.FormatUint(r.tokens, 10)
+}
+
+// release lets go of a run's claim, if it still holds it.
+func (r *Registry) release(id, token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+	defer cancel()
+	_ = r.scripts.release.Run(ctx, r.rdb, []string{runKey(id)}, token).Err() // the lease ends it anyway
+}
+
+// hold is how long the keys of a client with an open stream are kept from
+// one renewal to the next.
+func (r *Registry) hold() time.Duration {
+	return max(r.cfg.Grace, r.lease)
+}
+
+// keep renews, every third of the lease, the keys of the clients whose
+// streams are held here and the claims of the runs owned here. A run whose
+// claim is gone stops.
+//
+// It also checks the link: it PINGs the pub/sub connection, and if Redis has
+// said nothing on it for three rounds, as when Redis hangs or the network
+// drops packets without closing the connection, the link is lost.
+func (r *Registry) keep() {
+	every := r.lease / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.subMu.Lock()
+		ps := r.ps
+		r.subMu.Unlock()
+		if ps != nil {
+			if silent := time.Since(time.Unix(0, r.heard.Load())); silent > 3*every {
+				// Closing ps ends listen's Receive, which reconnects.
+				r.lose(ps, fmt.Errorf("no answer from Redis for %s", silent.Round(time.Millisecond)))
+				continue
+			}
+			_ = ps.Ping(r.ctx, "keep") // a failure shows in listen
+		}
+		r.renew(every)
+	}
+}
+
+// renew is one round of keep's renewals, bounded by every so that it does
+// not hold up the next round's check of the link.
+func (r *Registry) renew(every time.Duration) {
+	r.mu.Lock()
+	ids := make([]string, 0, len(r.sources))
+	for id := range r.sources {
+		ids = append(ids, id)
+	}
+	runs := make(map[string]*ownedRun, len(r.runs))
+	for id, run := range r.runs {
+		runs[id] = run
+	}
+	r.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(r.ctx, every)
+	defer cancel()
+	renewed := make(map[string]*redis.Cmd, len(runs))
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.PExpire(ctx, hashKey(id), r.hold())
+			p.PExpire(ctx, logKey(id), r.hold())
+		}
+		for id, run := range runs {
+			// Eval, not EvalSha: a pipeline cannot fall back on
+			// NOSCRIPT after a Redis restart.
+			renewed[id] = r.scripts.renew.Eval(ctx, p, []string{runKey(id)}, run.token, r.lease.Milliseconds())
+		}
+		return nil
+	})
+	if err != nil {
+		return // listen sees a broken link; a failed renewal is retried
+	}
+	for id, cmd := range renewed {
+		if n, _ := cmd.Int(); n == 0 && !runs[id].finished.Load() {
+			runs[id].cancel()
+			r.logger.Info("run stopped: its claim was lost", "id", id)
+		}
+	}
+}

@@ -1,0 +1,7 @@
+-- release.lua lets go of the claim of the run that token owns.
+--
+-- KEYS: run. ARGV: token.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0

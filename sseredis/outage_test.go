@@ -1,0 +1,137 @@
+package sseredis
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
+	"gin-sse-progress/sseredis/redistest"
+)
+
+// healthy reports whether in serves, and fails the test on an error that
+// is not sse.ErrUnavailable.
+func (in *instance) healthy(t *testing.T) bool {
+	err := in.Health(t.Context())
+	if err != nil && !errors.Is(err, sse.ErrUnavailable) {
+		t.Fatalf("health: %v", err)
+	}
+	return err == nil
+}
+
+// counts returns the data of the update events, as numbers.
+func counts(t *testing.T, events []ssetest.Event) []int {
+	t.Helper()
+	var out []int
+	for _, ev := range events {
+		if ev.Type == "update" {
+			n, err := strconv.Atoi(ev.Data)
+			require.NoError(t, err)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestRedisRestart stops Redis mid-run and starts it again, empty. The
+// instances say so in their logs and their health; the stream ends cleanly
+// with a gap event; a reconnect is refused with sse.ErrUnavailable while
+// Redis is down and let in once it is back; no event arrives twice, and the
+// next run goes through.
+func TestRedisRestart(t *testing.T) {
+	redis := redistest.Start(t)
+	c := cluster(t, redis, 2, ssetest.Config(), 0)
+	a, b := c[0], c[1]
+	st := a.srv.Open(t, "a", "")
+	require.NoError(t, b.Start(t.Context(), "a", ssetest.Ticks(5*time.Millisecond)))
+	events := []ssetest.Event{st.Next(t), st.Next(t), st.Next(t)}
+
+	redis.Stop()
+	rest := st.Rest(t) // ends at EOF, with no error
+	require.NotEmpty(t, rest)
+	gap := rest[len(rest)-1]
+	assert.Equal(t, ssetest.Event{Type: sse.GapEvent, ID: st.LastEventID(), Data: sse.GapData(sse.ReasonLost)}, gap,
+		"the stream ends with a gap event that keeps the last id")
+	events = append(events, rest[:len(rest)-1]...)
+	for _, in := range c {
+		require.Eventually(t, func() bool { return !in.healthy(t) }, 5*time.Second, 10*time.Millisecond)
+		assert.Contains(t, in.log.String(), "redis link lost")
+	}
+	_, _, err := b.Attach(t.Context(), "a", 1)
+	assert.ErrorIs(t, err, sse.ErrUnavailable)
+	assert.ErrorIs(t, a.Start(t.Context(), "a", ssetest.Updates(1)), sse.ErrUnavailable)
+
+	redis.Restart()
+	for _, in := range c {
+		require.Eventually(t, func() bool { return in.healthy(t) }, 10*time.Second, 10*time.Millisecond)
+		assert.Contains(t, in.log.String(), "redis link restored")
+	}
+	assert.Equal(t, 0, b.Stats().Runs, "the run stopped with the outage")
+
+	// Redis came back empty: the run is lost. The client reconnects,
+	// gets nothing twice, and starts the next run.
+	last := st.LastEventID()
+	st = b.srv.Open(t, "a", last)
+	require.NoError(t, a.Start(t.Context(), "a", ssetest.Updates(21)))
+	next := st.Rest(t)
+	assert.Len(t, counts(t, next), 21)
+	lastID, err := strconv.Atoi(last)
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(lastID+1), next[0].ID, "ids go on from the last one the client saw")
+
+	seen := counts(t, events)
+	require.NotEmpty(t, seen)
+	for i, n := range seen {
+		assert.Equal(t, i, n, "before the outage: in order, none twice")
+	}
+	assert.NotContains(t, strings.ToLower(a.log.String()+b.log.String()), "panic")
+}
+
+// TestRedisStopsAnswering pauses Redis mid-run with its connections left
+// open, as a hung Redis or a network that drops packets would: the
+// instances notice within three renewal rounds, end the stream with a gap
+// event and say so in their health. Redis comes back with its data, so a
+// reconnect with Last-Event-ID gets the rest from the log: across the
+// pause, every id once, one after the other.
+func TestRedisStopsAnswering(t *testing.T) {
+	redis := redistest.Start(t)
+	c := cluster(t, redis, 2, ssetest.Config(), 300*time.Millisecond)
+	a, b := c[0], c[1]
+	st := a.srv.Open(t, "a", "")
+	require.NoError(t, b.Start(t.Context(), "a", ssetest.Ticks(5*time.Millisecond)))
+	events := []ssetest.Event{st.Next(t), st.Next(t), st.Next(t)}
+
+	redis.Pause()
+	rest := st.Rest(t)
+	require.NotEmpty(t, rest)
+	assert.Equal(t, sse.GapEvent, rest[len(rest)-1].Type, "the stream ends with a gap event")
+	events = append(events, rest[:len(rest)-1]...)
+	assert.False(t, a.healthy(t))
+	assert.Contains(t, a.log.String(), "no answer from Redis")
+
+	redis.Resume()
+	for _, in := range c {
+		require.Eventually(t, func() bool { return in.healthy(t) }, 10*time.Second, 10*time.Millisecond)
+	}
+	st = b.srv.Open(t, "a", st.LastEventID())
+	require.Eventually(t, func() bool {
+		return a.Start(t.Context(), "a", ssetest.Updates(21)) == nil
+	}, 10*time.Second, 20*time.Millisecond, "a new run, once the stopped one's claim is gone")
+	events = append(events, st.Rest(t)...)
+
+	for i, ev := range events {
+		require.Equal(t, strconv.Itoa(i+1), ev.ID, "every id once, in order: %v", events)
+	}
+	assert.Equal(t, "close", events[len(events)-1].Type)
+	all := counts(t, events)
+	require.GreaterOrEqual(t, len(all), 21)
+	for i, n := range all[len(all)-21:] {
+		assert.Equal(t, i, n, "the new run, whole")
+	}
+}

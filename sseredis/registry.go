@@ -1,0 +1,400 @@
+package sseredis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gin-sse-progress/sse"
+)
+
+// Options holds the settings of a Registry besides its sse.Config.
+type Options struct {
+	// Lease is how long a run's claim outlives the last word from the
+	// instance that owns the run. The owner renews it every Lease/3; if
+	// the owner dies, the client can start a new run, on any instance,
+	// once Lease has passed. A pub/sub connection on which Redis has said
+	// nothing for Lease is taken as lost. Zero means 10s.
+	Lease time.Duration
+	// Logger reports the link to Redis going down and coming back, and
+	// runs stopped because their claim was lost. Nil discards.
+	Logger *slog.Logger
+}
+
+// Registry is an sse.Registry shared by server instances through Redis, so
+// that any instance can serve any request of a client: the POST that starts
+// a run, the stream that shows it, the reconnect that resumes it and the
+// remove that ends it. See the package documentation for how.
+type Registry struct {
+	cfg     sse.Config
+	lease   time.Duration
+	rdb     *redis.Client
+	scripts scripts
+	logger  *slog.Logger
+	// self names this instance in the tokens of its runs.
+	self string
+
+	// ctx is the parent of every run's context and of the registry's own
+	// goroutines; cancel stops them all. wg counts them, so that Close
+	// can wait.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	appends   chan *appendReq // the runs' events, to appendLoop
+	heard     atomic.Int64    // when the pub/sub connection last had news, in Unix ns
+
+	mu      sync.Mutex
+	sources map[string]map[*source]struct{} // streams held here, by client id
+	streams int
+	runs    map[string]*ownedRun // runs owned here, by client id
+	tokens  uint64               // counts tokens handed out
+	linkErr error                // why the link to Redis is down, or nil
+	closed  bool
+
+	// subMu guards the pub/sub connection and the subscriptions, and
+	// orders what is written to the connection: a PING answered means
+	// every command sent before it has been done. No code holds mu and
+	// subMu at once.
+	subMu  sync.Mutex
+	ps     *redis.PubSub            // nil while the link is down
+	subs   map[string]*subscription // by channel
+	pings  map[string]*subscription // by PING payload, until answered
+	pinged uint64                   // counts PINGs
+	epoch  uint64                   // counts pub/sub connections
+}
+
+var (
+	_ sse.Registry      = (*Registry)(nil)
+	_ sse.HealthChecker = (*Registry)(nil)
+	_ sse.StatsReporter = (*Registry)(nil)
+)
+
+// CheckURL reports whether u names a Redis New can use:
+// redis://[user:password@]host:port/db, or rediss:// for TLS, with go-redis's
+// query options except max_retries.
+func CheckURL(u string) error {
+	_, err := clientOptions(u)
+	return err
+}
+
+// clientOptions returns the options of the Redis client at u, as the
+// registry needs them. go-redis retries a command whose connection broke
+// before the answer came, and a retried append that Redis had done logs its
+// event twice: the registry handles every failure itself, so it makes no
+// retries. And its own deadlines, such as the one on a health check, only
+// hold if go-redis heeds them.
+func clientOptions(u string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	if p, err := url.Parse(u); err == nil && p.Query().Has("max_retries") {
+		return nil, errors.New("max_retries cannot be set: a retried command could log an event twice")
+	}
+	opts.MaxRetries = -1
+	opts.ContextTimeoutEnabled = true
+	return opts, nil
+}
+
+// New connects to the Redis at u (see CheckURL) and returns a registry kept
+// there. It fails if Redis does not answer. Close closes the connection.
+func New(ctx context.Context, u string, cfg sse.Config, opts Options) (*Registry, error) {
+	copts, err := clientOptions(u)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	rdb := redis.NewClient(copts)
+	ps, err := openLink(ctx, rdb)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	var self [8]byte
+	_, _ = rand.Read(self[:]) // never fails
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &Registry{
+		cfg:     cfg,
+		lease:   opts.Lease,
+		rdb:     rdb,
+		scripts: loadScripts(),
+		logger:  opts.Logger,
+		self:    hex.EncodeToString(self[:]),
+		ctx:     rctx,
+		cancel:  cancel,
+		sources: make(map[string]map[*source]struct{}),
+		runs:    make(map[string]*ownedRun),
+		appends: make(chan *appendReq),
+		ps:      ps,
+		subs:    make(map[string]*subscription),
+		pings:   make(map[string]*subscription),
+		epoch:   1,
+	}
+	r.heard.Store(time.Now().UnixNano())
+	r.wg.Go(func() { r.listen(ps) })
+	r.wg.Go(r.keep)
+	r.wg.Go(r.appendLoop)
+	return r, nil
+}
+
+// unavailable wraps a Redis error in sse.ErrUnavailable.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %w", sse.ErrUnavailable, err)
+}
+
+// usable reports why the registry cannot take a request, if it cannot. The
+// caller holds r.mu.
+func (r *Registry) usable() error {
+	switch {
+	case r.closed:
+		return sse.ErrClosed
+	case r.linkErr != nil:
+		return unavailable(r.linkErr)
+	}
+	return nil
+}
+
+// check is usable, with the lock.
+func (r *Registry) check() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.usable()
+}
+
+// Attach opens a stream for the client id on this instance; see
+// sse.Registry. A stream for the same client on any instance ends.
+// MaxStreams counts the streams of this instance; a client that already has
+// a stream here is let in over it.
+func (r *Registry) Attach(ctx context.Context, id string, lastEventID uint64) (*sse.Stream, func(), error) {
+	r.mu.Lock()
+	if err := r.usable(); err != nil {
+		r.mu.Unlock()
+		return nil, nil, err
+	}
+	if len(r.sources[id]) == 0 && r.streams >= r.cfg.MaxStreams {
+		r.mu.Unlock()
+		return nil, nil, sse.ErrTooManyStreams
+	}
+	// Registered before it subscribes, so that it buffers every live event
+	// from then on.
+	s := &source{reg: r, id: id}
+	s.stream = sse.NewStream(r.cfg, s)
+	if r.sources[id] == nil {
+		r.sources[id] = make(map[*source]struct{})
+	}
+	r.sources[id][s] = struct{}{}
+	r.streams++
+	r.mu.Unlock()
+	detach := sync.OnceFunc(func() { r.detach(s) })
+
+	epoch, err := r.subscribe(ctx, channel(id), true)
+	r.mu.Lock()
+	s.epoch = epoch // for detach, even if the wait failed
+	r.mu.Unlock()
+	if err != nil {
+		detach()
+		return nil, nil, err
+	}
+	res, err := r.scripts.attach.Run(ctx, r.rdb,
+		[]string{hashKey(id), logKey(id)},
+		lastEventID, r.hold().Milliseconds(), channel(id)).Slice()
+	if err != nil {
+		detach()
+		return nil, nil, unavailable(err)
+	}
+	gen, _ := res[0].(int64)
+	if gen == 0 {
+		detach()
+		return nil, nil, sse.ErrFinished
+	}
+	cursor, _ := res[1].(int64)
+	finished, _ := res[2].(int64)
+	logged, err := parseEntries(res[3])
+	if err != nil {
+		detach()
+		return nil, nil, err
+	}
+
+	r.mu.Lock()
+	s.start(uint64(gen), uint64(cursor), logged, finished == 1)
+	r.mu.Unlock()
+	return s.stream, detach, nil
+}
+
+// detach ends s's registration and starts the client's grace period.
+func (r *Registry) detach(s *source) {
+	r.mu.Lock()
+	delete(r.sources[s.id], s)
+	if len(r.sources[s.id]) == 0 {
+		delete(r.sources, s.id)
+	}
+	r.streams--
+	gen, closed, epoch := s.gen, r.closed, s.epoch
+	r.mu.Unlock()
+
+	if epoch > 0 {
+		r.unsubscribe(channel(s.id), epoch)
+	}
+	if gen == 0 || closed {
+		return // never attached, or the registry is closing
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+	defer cancel()
+	// Unless it fails, the keys then expire Grace from now; a stream that
+	// attaches meanwhile, on any instance, keeps them.
+	_ = r.scripts.detach.Run(ctx, r.rdb, []string{hashKey(s.id), logKey(s.id)}, gen, r.cfg.Grace.Milliseconds()).Err()
+}
+
+// Start claims the client's run for this instance and starts fn as the run;
+// see sse.Registry. The claim is renewed while fn runs, and let go when it
+// returns. A client whose run is claimed by any instance gets
+// sse.ErrRunning.
+func (r *Registry) Start(ctx context.Context, id string, fn sse.RunFunc) error {
+	r.mu.Lock()
+	if err := r.usable(); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	token := r.token()
+	r.mu.Unlock()
+
+	switch n, err := r.scripts.start.Run(ctx, r.rdb,
+		[]string{hashKey(id), logKey(id), runKey(id)}, token, r.lease.Milliseconds()).Int(); {
+	case err != nil:
+		return unavailable(err)
+	case n == 0:
+		return sse.ErrUnknownClient
+	case n < 0:
+		return sse.ErrRunning
+	}
+
+	// Subscribed, so that a remove on any instance stops the run at once.
+	// A run that misses it stops at its next event: its claim is gone.
+	epoch, err := r.subscribe(ctx, ownerChannel(id), false)
+	if err != nil {
+		r.release(id, token)
+		return err
+	}
+	rctx, cancel := context.WithCancel(r.ctx)
+	run := &ownedRun{token: token, cancel: cancel}
+	handle := sse.NewRun(func(name, data string, final bool) error {
+		return r.publish(rctx, id, run, name, data, final)
+	})
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		cancel()
+		r.unsubscribe(ownerChannel(id), epoch)
+		r.release(id, token)
+		return sse.ErrClosed
+	}
+	defer r.mu.Unlock() // Close must not start waiting before wg.Go
+	r.runs[id] = run
+	r.wg.Go(func() {
+		defer cancel()
+		fn(rctx, handle)
+		r.mu.Lock()
+		if r.runs[id] == run {
+			delete(r.runs, id)
+		}
+		r.mu.Unlock()
+		r.unsubscribe(ownerChannel(id), epoch)
+		// A run that finished has let go already; one that was stopped
+		// lets go here, so the client can start another at once.
+		r.release(id, token)
+	})
+	return nil
+}
+
+// Remove forgets the client on every instance: its keys go, the streams
+// held for it end, and its run stops.
+func (r *Registry) Remove(ctx context.Context, id string) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	switch known, err := r.scripts.remove.Run(ctx, r.rdb,
+		[]string{hashKey(id), logKey(id), runKey(id)}, channel(id), ownerChannel(id)).Int(); {
+	case err != nil:
+		return unavailable(err)
+	case known == 0:
+		return sse.ErrUnknownClient
+	}
+	return nil
+}
+
+// Drop ends the client's stream, on whichever instance holds it, as a
+// dropped connection would.
+func (r *Registry) Drop(ctx context.Context, id string) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	switch heard, err := r.scripts.drop.Run(ctx, r.rdb, []string{hashKey(id)}, channel(id)).Int(); {
+	case err != nil:
+		return unavailable(err)
+	case heard < 0:
+		return sse.ErrUnknownClient
+	case heard == 0:
+		return sse.ErrNoStream
+	}
+	return nil
+}
+
+// Stats counts the clients with a stream on this instance, those streams,
+// and the runs this instance owns.
+func (r *Registry) Stats() sse.Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return sse.Stats{Clients: len(r.sources), Streams: r.streams, Runs: len(r.runs)}
+}
+
+// Health reports whether the registry serves: sse.ErrClosed once it is
+// closing, or sse.ErrUnavailable while its link to Redis is down or Redis
+// does not answer a PING.
+func (r *Registry) Health(ctx context.Context) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Close ends the streams held here and the runs owned here, letting go of
+// their claims, waits for the registry's goroutines, and closes the
+// connection to Redis. Streams end without a final event, so browsers
+// reconnect, to another instance if there is one. Runs do not move: a
+// client whose run stopped here starts a new one.
+func (r *Registry) Close() {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.stopLocal((*sse.Stream).End)
+		r.mu.Unlock()
+
+		r.cancel()
+		r.subMu.Lock()
+		if r.ps != nil {
+			_ = r.ps.Close() // ends listen's Receive
+		}
+		r.subMu.Unlock()
+		r.wg.Wait()
+		_ = r.rdb.Close()
+	})
+}

@@ -1,0 +1,204 @@
+package sseredis
+
+import (
+	"bytes"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
+	"gin-sse-progress/sseredis/redistest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// instance is one server instance on a shared Redis, as a replica behind a
+// load balancer would be: a registry and a listener of its own.
+type instance struct {
+	*Registry
+	srv *ssetest.Server
+	log *logBuffer
+}
+
+func newInstance(t *testing.T, redis *redistest.Server, cfg sse.Config, lease time.Duration) *instance {
+	t.Helper()
+	log := &logBuffer{}
+	reg, err := New(t.Context(), redis.URL(), cfg, Options{Lease: lease, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	require.NoError(t, err)
+	t.Cleanup(reg.Close)
+	return &instance{Registry: reg, srv: ssetest.NewServer(t, reg), log: log}
+}
+
+// cluster starts n instances on an emptied Redis.
+func cluster(t *testing.T, redis *redistest.Server, n int, cfg sse.Config, lease time.Duration) []*instance {
+	t.Helper()
+	redis.Flush()
+	out := make([]*instance, n)
+	for i := range out {
+		out[i] = newInstance(t, redis, cfg, lease)
+	}
+	return out
+}
+
+// logBuffer is a log that tests read while the registry writes it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestRegistry checks the registry against the rules every registry
+// follows: on one instance, and on three that take calls in turn, so that
+// each call of a test lands on another instance than the last.
+func TestRegistry(t *testing.T) {
+	redis := redistest.Start(t)
+	t.Run("one instance", func(t *testing.T) {
+		ssetest.TestRegistry(t, func(t *testing.T, cfg sse.Config) sse.Registry {
+			return cluster(t, redis, 1, cfg, 0)[0].Registry
+		})
+	})
+	t.Run("three instances", func(t *testing.T) {
+		ssetest.TestRegistry(t, func(t *testing.T, cfg sse.Config) sse.Registry {
+			c := cluster(t, redis, 3, cfg, 0)
+			return ssetest.NewRoundRobin(c[0], c[1], c[2])
+		})
+	})
+}
+
+func TestStartConflictsOnEveryInstance(t *testing.T) {
+	c := cluster(t, redistest.Start(t), 3, ssetest.Config(), 0)
+	c[0].srv.Open(t, "a", "")
+	require.NoError(t, c[1].Start(t.Context(), "a", ssetest.Ticks(time.Hour)))
+	for _, in := range c {
+		assert.ErrorIs(t, in.Start(t.Context(), "a", ssetest.Updates(1)), sse.ErrRunning)
+	}
+}
+
+// TestMaxStreamsPerInstance: the limit counts the streams of one instance.
+func TestMaxStreamsPerInstance(t *testing.T) {
+	cfg := ssetest.Config()
+	cfg.MaxStreams = 1
+	c := cluster(t, redistest.Start(t), 2, cfg, 0)
+	c[0].srv.Open(t, "a", "")
+	_, _, err := c[0].Attach(t.Context(), "b", 0)
+	assert.ErrorIs(t, err, sse.ErrTooManyStreams)
+	c[1].srv.Open(t, "b", "")
+}
+
+// TestDeadOwnersRunCanStartAgainAfterLease: an instance that owns a run and
+// loses Redis for good, as if it had died, can neither renew its claim nor
+// let go of it. The claim holds until its lease ends; then any instance
+// starts the client's next run, which reaches the stream.
+func TestDeadOwnersRunCanStartAgainAfterLease(t *testing.T) {
+	redis := redistest.Start(t)
+	redis.Flush()
+	const lease = 300 * time.Millisecond
+	a := newInstance(t, redis, ssetest.Config(), lease)
+	b := newInstance(t, redis, ssetest.Config(), lease)
+	st := a.srv.Open(t, "a", "")
+	require.NoError(t, b.Start(t.Context(), "a", ssetest.Ticks(time.Hour)))
+	assert.Equal(t, "update", st.Next(t).Type)
+
+	require.NoError(t, b.rdb.Close())
+	began := time.Now()
+	assert.ErrorIs(t, a.Start(t.Context(), "a", ssetest.Updates(1)), sse.ErrRunning, "the claim holds until its lease ends")
+	require.Eventually(t, func() bool {
+		return a.Start(t.Context(), "a", ssetest.Updates(1)) == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.Less(t, time.Since(began), lease+time.Second)
+	ev := st.Next(t)
+	assert.Equal(t, ssetest.Event{Type: "update", ID: "2", Data: "0"}, ev, "the new run reaches the stream")
+}
+
+// TestKeysLiveWhileStreamsDo: the keys of a client whose stream is open
+// are renewed past Grace; once the stream goes, they expire Grace later,
+// and the client is unknown.
+func TestKeysLiveWhileStreamsDo(t *testing.T) {
+	redis := redistest.Start(t)
+	redis.Flush()
+	cfg := ssetest.Config()
+	cfg.Grace = 100 * time.Millisecond
+	in := newInstance(t, redis, cfg, 150*time.Millisecond)
+	ctx := t.Context()
+
+	_, detach, err := in.Attach(ctx, "a", 0)
+	require.NoError(t, err)
+	time.Sleep(5 * cfg.Grace)
+	assert.EqualValues(t, 1, in.rdb.Exists(ctx, hashKey("a")).Val(), "kept while the stream is open")
+
+	detach()
+	ttl := in.rdb.PTTL(ctx, hashKey("a")).Val()
+	assert.Positive(t, ttl)
+	assert.LessOrEqual(t, ttl, cfg.Grace)
+	require.Eventually(t, func() bool { return in.rdb.Exists(ctx, hashKey("a")).Val() == 0 },
+		time.Second, 5*time.Millisecond)
+	assert.ErrorIs(t, in.Start(ctx, "a", ssetest.Updates(1)), sse.ErrUnknownClient)
+}
+
+// TestURL: New builds its Redis client from a URL, and refuses one that
+// would make the client retry a command, which could log an event twice.
+func TestURL(t *testing.T) {
+	redis := redistest.Start(t)
+	for _, u := range []string{
+		"http://127.0.0.1:6379",
+		"redis://127.0.0.1:6379/x",
+		"127.0.0.1:6379",
+		redis.URL() + "?max_retries=3",
+		redis.URL() + "?max_retries=-1",
+	} {
+		assert.Error(t, CheckURL(u), u)
+		_, err := New(t.Context(), u, ssetest.Config(), Options{})
+		assert.Error(t, err, u)
+	}
+	assert.NoError(t, CheckURL("redis://user:secret@10.0.0.5:6380/2"))
+	assert.NoError(t, CheckURL("rediss://10.0.0.5:6380/2?dial_timeout=3s"))
+
+	reg, err := New(t.Context(), redis.URL(), ssetest.Config(), Options{})
+	require.NoError(t, err)
+	defer reg.Close()
+	o := reg.rdb.Options()
+	assert.LessOrEqual(t, o.MaxRetries, 0, "no retries") // NewClient keeps -1 as 0
+	assert.True(t, o.ContextTimeoutEnabled, "deadlines are heeded")
+}
+
+// TestLargeIDs: ids near 2^53 go through Lua and come back exact, from the
+// log as well as live.
+func TestLargeIDs(t *testing.T) {
+	in := cluster(t, redistest.Start(t), 1, ssetest.Config(), 0)[0]
+	const last = 1<<53 - 10
+	run := ssetest.NewScript()
+	_, detach, err := in.Attach(t.Context(), "a", last)
+	require.NoError(t, err)
+	require.NoError(t, in.Start(t.Context(), "a", run.Run))
+	run.Send(t, "update", "logged before the stream")
+	detach()
+
+	st := in.srv.Open(t, "a", "")
+	run.Send(t, "update", "live")
+	run.Finish(t, "close", "done")
+	events := st.Rest(t)
+	require.Len(t, events, 3)
+	for i, ev := range events {
+		assert.Equal(t, strconv.FormatUint(last+1+uint64(i), 10), ev.ID)
+	}
+}

@@ -1,0 +1,97 @@
+package sseredis
+
+import (
+	"context"
+
+	"gin-sse-progress/sse"
+)
+
+// source is a stream's view of its client's events: those read from the
+// log when it attached, then those that arrive on the channel. It is the
+// stream's sse.Source.
+type source struct {
+	reg    *Registry
+	id     string
+	stream *sse.Stream
+
+	// Guarded by reg.mu.
+	epoch  uint64        // of the pub/sub connection it subscribed on, or 0
+	gen    uint64        // the attach's number; 0 until Attach has it
+	newest uint64        // the newest attach heard of before then
+	early  []loggedEvent // live events heard before then
+	expect uint64        // number of the next event to take
+	seq    uint64        // number of buf[0]
+	buf    []sse.Entry   // taken, not yet written
+	final  bool          // the last of buf is the run's final event
+}
+
+// start gives s its attach number, cursor and the logged events from the
+// cursor on, then the live events heard meanwhile. The caller holds reg.mu.
+func (s *source) start(gen, cursor uint64, logged []loggedEvent, finished bool) {
+	s.gen, s.expect = gen, cursor
+	if s.newest > gen {
+		s.stream.End() // a newer stream attached meanwhile
+	}
+	for i, ev := range logged {
+		ev.final = finished && i == len(logged)-1
+		s.push(ev)
+	}
+	for _, ev := range s.early {
+		s.push(ev)
+	}
+	s.early = nil
+}
+
+// push takes an event, unless s has it already. The caller holds reg.mu.
+func (s *source) push(ev loggedEvent) {
+	switch {
+	case s.gen == 0:
+		s.early = append(s.early, ev)
+		return
+	case ev.seq < s.expect:
+		return // read from the log, and heard again
+	case ev.seq > s.expect:
+		// An event never arrived. End the stream: the browser
+		// reconnects with its Last-Event-ID and reads the rest from
+		// the log.
+		s.stream.End()
+		return
+	}
+	if len(s.buf) == 0 {
+		s.seq = ev.seq
+	}
+	s.buf = append(s.buf, ev.entry)
+	s.expect++
+	s.final = ev.final
+	s.stream.Wake()
+}
+
+// attached hears of attach number gen for s's client. The caller holds
+// reg.mu.
+func (s *source) attached(gen uint64) {
+	switch {
+	case s.gen == 0:
+		s.newest = max(s.newest, gen)
+	case gen > s.gen:
+		s.stream.End()
+	}
+}
+
+// Next hands the stream what it has taken; a new buffer takes what comes
+// next, so the stream may read the old one without the lock.
+func (s *source) Next() (seq uint64, events []sse.Entry, final bool) {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+
+	seq, events, final = s.seq, s.buf, s.final
+	s.buf, s.final = nil, false
+	return seq, events, final
+}
+
+func (s *source) Delivered(seq uint64) {
+	r := s.reg
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+	defer cancel()
+	// If this fails, a fresh EventSource replays the finished run.
+	_ = r.scripts.delivered.Run(ctx, r.rdb, []string{hashKey(s.id)}, seq).Err()
+}
