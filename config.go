@@ -154,7 +154,7 @@ func (c *config) durations() []durationFlag {
 		{"retry", "RETRY", "reconnection delay sent to clients in the retry field", &c.registry.Retry},
 		{"heartbeat", "HEARTBEAT", "interval of comment lines on an idle stream", &c.registry.Heartbeat},
 		{"grace", "GRACE", "how long a client whose stream is gone is kept, so it can reconnect and resume", &c.registry.Grace},
-		{"write-timeout", "WRITE_TIMEOUT", "deadline of each write to a stream; a client that stops reading is cut", &c.registry.WriteTimeout},
+		{"write-timeout", "WRITE_TIMEOUT", "deadline of each write to a stream; a client that stops reading is dropped", &c.registry.WriteTimeout},
 	}
 }
 

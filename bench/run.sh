@@ -1,5 +1,6 @@
 #!/bin/sh
-# bench.sh: measure servers under load with cmd/loadgen.
+# run.sh: measure servers under load with bench/loadgen. Run it from the
+# repository's root: make bench.
 #
 # For each number of clients in CLIENTS and each server in SERVERS it starts
 # the server on a free loopback port, runs the load generator against it and
@@ -30,8 +31,7 @@ GO=${GO:-go}
 
 mkdir -p bin
 $GO build -o bin/gin-sse-progress .
-$GO build -o bin/baseline ./cmd/baseline
-$GO build -o bin/loadgen ./cmd/loadgen
+(cd bench && $GO build -o ../bin/baseline ./baseline && $GO build -o ../bin/loadgen ./loadgen)
 case " $SERVERS " in
 *" redis2 "*) sh scripts/apt-install.sh redis-server ;;
 esac

@@ -245,10 +245,10 @@ func TestSecondStreamReplacesFirst(t *testing.T) {
 	assert.Equal(t, fullRun(), counts(t, "a", second.Rest(t)))
 }
 
-// testResumeAfterCut drops the connection mid-run, again and again, and
+// TestResumeAfterDroppedConnection drops the connection mid-run, again and again, and
 // reconnects the way each kind of client does: every count arrives exactly
 // once, in order.
-func TestResumeAfterCut(t *testing.T) {
+func TestResumeAfterDroppedConnection(t *testing.T) {
 	for name, reconnect := range map[string]func(lastID string) (string, http.Header){
 		"Last-Event-ID header": func(lastID string) (string, http.Header) {
 			return "", http.Header{"Last-Event-Id": {lastID}}
@@ -264,7 +264,7 @@ func TestResumeAfterCut(t *testing.T) {
 			require.Equal(t, http.StatusAccepted, status)
 
 			var events []ssetest.Event
-			for cuts := 0; cuts < 5; cuts++ {
+			for drops := 0; drops < 5; drops++ {
 				for range 3 {
 					events = append(events, st.Next(t))
 				}
@@ -283,8 +283,8 @@ func TestResumeAfterCut(t *testing.T) {
 	}
 }
 
-// testDropResumes cuts the stream from the server's side, as the page's
-// "cut the connection" button does: the stream ends without a close event,
+// TestDropResumes drops the stream from the server's side, as the page's
+// "Drop the connection" button does: the stream ends without a close event,
 // the client keeps its run, and a reconnect with Last-Event-ID resumes it.
 func TestDropResumes(t *testing.T) {
 	s := newServer(t, ssetest.Config(), 2*time.Millisecond)
@@ -387,7 +387,7 @@ func TestPageAndHealth(t *testing.T) {
 	assert.Equal(t, "ok", decode(t, resp)["status"])
 }
 
-// testPageIsGzippedStreamsAreNot: the page and its files are compressed for
+// TestPageIsGzippedStreamsAreNot: the page and its files are compressed for
 // a client that accepts gzip; a stream never is, whatever the client
 // accepts, because a compressor holds events back.
 func TestPageIsGzippedStreamsAreNot(t *testing.T) {
@@ -497,7 +497,7 @@ func TestCORS(t *testing.T) {
 	})
 }
 
-// testBadInput checks that every bad request gets a 4xx with a JSON error.
+// TestBadInput checks that every bad request gets a 4xx with a JSON error.
 func TestBadInput(t *testing.T) {
 	s := newServer(t, ssetest.Config(), time.Hour)
 	s.open(t, "known", "", nil)
@@ -610,14 +610,14 @@ func TestIDAsStringAndNumber(t *testing.T) {
 	}
 }
 
-// testNoLeaks opens and closes thousands of streams, starts runs and
+// TestNoLeaks opens and closes thousands of streams, starts runs and
 // abandons them, removes clients and lets grace periods expire. Afterwards
 // the registry is empty and the goroutine count is back where it started.
 func TestNoLeaks(t *testing.T) {
 	const clients, workers = 2000, 50
 	cfg := ssetest.Config()
 	cfg.Grace = 20 * time.Millisecond
-	// The server may notice a cut stream after the worker has opened its
+	// The server may notice a dropped stream after the worker has opened its
 	// next one: the limit is not what this test is about.
 	cfg.MaxStreams = clients
 	s := newServer(t, cfg, time.Millisecond)
@@ -659,7 +659,7 @@ func TestNoLeaks(t *testing.T) {
 }
 
 // session is one client's life, one of four kinds by i: a stream that is
-// cut at once; a run abandoned mid-way; a run read to its close; a client
+// dropped at once; a run abandoned mid-way; a run read to its close; a client
 // removed while its stream is open. Grace expiry ends the first three.
 func (s *server) session(client *http.Client, i int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -706,7 +706,7 @@ func (s *server) session(client *http.Client, i int) error {
 	}
 
 	switch i % 4 {
-	case 0: // cut at once
+	case 0: // dropped at once
 		return nil
 	case 1: // a run abandoned mid-way
 		if err := post(http.MethodPost, "/event/progress", `{"id":"`+id+`"}`); err != nil {

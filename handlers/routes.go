@@ -36,7 +36,7 @@ type Options struct {
 //	GET  /event/push?id=ID     the client's event stream
 //	POST /event/progress       {"id": ID} starts a run
 //	GET  /event/remove?id=ID   forgets the client
-//	POST /event/drop?id=ID     cuts the client's stream; it reconnects and resumes
+//	POST /event/drop?id=ID     drops the client's stream; it reconnects and resumes
 //	GET  /healthz              200 while the server serves, 503 when it cannot
 //	OPTIONS any of these       CORS preflight, for the -allow-origin origins
 //	GET  /                     the demo page and its files

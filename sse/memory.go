@@ -12,7 +12,7 @@ import (
 //
 // Publishing never waits for a stream: an event is appended to the client's
 // log and the stream is woken. The stream's own goroutine writes whatever it
-// has not written yet, so a slow or stuck client falls behind (and is cut by
+// has not written yet, so a slow or stuck client falls behind (and is dropped by
 // the write deadline) without holding up a run or any other client, and a
 // client that reconnects resumes from its Last-Event-ID out of the same log.
 //
@@ -57,6 +57,7 @@ type client struct {
 	finalSent bool
 
 	run       *Run               // the current run, until its goroutine returns
+	runs      uint64             // counts runs: the number of run
 	cancelRun context.CancelFunc // stops run
 	stream    *Stream            // the attached stream, or nil
 	// gen counts attaches and detaches, so that a grace timer that fires
@@ -127,7 +128,7 @@ func NewMemoryRegistry(cfg Config) *MemoryRegistry {
 // nothing here waits. A client that is new to this instance continues its
 // numbering from lastEventID, so that after a restart ids keep increasing
 // for a browser that still holds an old one.
-func (m *MemoryRegistry) Attach(_ context.Context, id string, lastEventID uint64) (s *Stream, detach func(), err error) {
+func (m *MemoryRegistry) Attach(_ context.Context, id string, lastEventID uint64) (*Stream, func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
@@ -166,7 +167,8 @@ func (m *MemoryRegistry) Attach(_ context.Context, id string, lastEventID uint64
 		c.expiry.Stop()
 		c.expiry = nil
 	}
-	s = NewStream(m.cfg, &memSource{reg: m, client: c, cursor: cursor})
+	// s is not a named result: a closure would then move it to the heap.
+	s := NewStream(m.cfg, &memSource{reg: m, client: c, cursor: cursor})
 	c.stream = s
 	c.gen++
 	m.streams++
@@ -243,9 +245,10 @@ func (m *MemoryRegistry) Start(_ context.Context, id string, fn RunFunc) error {
 	c.finalSent = false
 
 	ctx, cancel := context.WithCancel(m.ctx)
-	var r *Run
-	r = NewRun(func(name, data string, final bool) error {
-		m.publish(c, r, name, data, final)
+	c.runs++
+	n := c.runs
+	r := NewRun(func(name, data string, final bool) error {
+		m.publish(c, n, name, data, final)
 		return nil
 	})
 	c.run, c.cancelRun = r, cancel
@@ -253,7 +256,7 @@ func (m *MemoryRegistry) Start(_ context.Context, id string, fn RunFunc) error {
 		defer cancel()
 		fn(ctx, r)
 		m.mu.Lock()
-		if c.run == r {
+		if c.runs == n {
 			c.run = nil
 		}
 		m.mu.Unlock()
@@ -261,13 +264,13 @@ func (m *MemoryRegistry) Start(_ context.Context, id string, fn RunFunc) error {
 	return nil
 }
 
-// publish logs an event of c's run r, unless r has been stopped or has sent
-// its final event.
-func (m *MemoryRegistry) publish(c *client, r *Run, name, data string, final bool) {
+// publish logs an event of c's run number n, unless that run has been
+// stopped or has sent its final event.
+func (m *MemoryRegistry) publish(c *client, n uint64, name, data string, final bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	if c.run != r || c.finished {
+	if c.run == nil || c.runs != n || c.finished {
 		return // stopped: removed, expired, replaced, or the registry closed
 	}
 	c.log = append(c.log, Entry{Name: name, Data: data})

@@ -97,6 +97,6 @@ type Config struct {
 	// old connection died.
 	MaxStreams int
 	// WriteTimeout bounds each write to a stream; a client that stops
-	// reading is cut when it expires.
+	// reading is dropped when it expires.
 	WriteTimeout time.Duration
 }

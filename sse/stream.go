@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,12 +44,12 @@ type Stream struct {
 	// wake-up is already pending, so waking never blocks; the stream then
 	// writes every event its source has since its last write.
 	wake chan struct{}
-	// gone is closed, once, when the stream must end. gap is the reason of
-	// an EndWithGap, set before gone is closed and read by Serve only
-	// after.
-	gone    chan struct{}
-	endOnce sync.Once
-	gap     string
+	// gone is closed when the stream must end; ended makes sure that
+	// happens once. gap is the reason of an EndWithGap, set before gone is
+	// closed and read by Serve only after.
+	gone  chan struct{}
+	ended atomic.Bool
+	gap   string
 	// buf is reused for every write, so a stream in its steady state
 	// encodes and writes events without allocating. Only Serve uses it.
 	buf []byte
@@ -77,17 +77,19 @@ func (s *Stream) Wake() {
 // End tells Serve to return, without a final event: the browser
 // reconnects after its retry delay.
 func (s *Stream) End() {
-	s.endOnce.Do(func() { close(s.gone) })
+	if s.ended.CompareAndSwap(false, true) {
+		close(s.gone)
+	}
 }
 
 // EndWithGap ends the stream with a gap event (see GapEvent) that gives
 // reason: the registry can no longer say which events the client missed.
 // A stream that has already ended is left as it is.
 func (s *Stream) EndWithGap(reason string) {
-	s.endOnce.Do(func() {
+	if s.ended.CompareAndSwap(false, true) {
 		s.gap = reason
 		close(s.gone)
-	})
+	}
 }
 
 // Serve writes the stream to w: the headers and the retry field at once, then

@@ -18,7 +18,7 @@ import (
 // publish far more than the socket buffers hold, so their streams block in
 // Write. Meanwhile 100 ordinary clients get every event of their runs, and
 // are all done while the stuck streams are still blocked. Then the write
-// deadline cuts the stuck streams; their clients and events stay for the
+// deadline drops the stuck streams; their clients and events stay for the
 // grace period, and a reconnect with Last-Event-ID resumes.
 func TestStuckClientsDelayNoOne(t *testing.T) {
 	const (
@@ -103,10 +103,10 @@ func TestStuckClientsDelayNoOne(t *testing.T) {
 		}
 	}
 
-	// The write deadline cuts the stuck streams; their clients stay.
-	eventually(t, "the write deadline cuts a client that stops reading", func() bool { return reg.Stats().Streams == 0 })
+	// The write deadline drops the stuck streams; their clients stay.
+	eventually(t, "the write deadline drops a client that stops reading", func() bool { return reg.Stats().Streams == 0 })
 	if n := reg.Stats().Clients; n != stuck+normal {
-		t.Errorf("%d clients, want %d: cut clients are kept for the grace period", n, stuck+normal)
+		t.Errorf("%d clients, want %d: dropped clients are kept for the grace period", n, stuck+normal)
 	}
 
 	// A stuck client that comes back resumes after the last id it saw.

@@ -117,7 +117,7 @@ func (s *Server) Open(t testing.TB, id, lastEventID string) *Stream {
 }
 
 // cancelBody is the body of a response of Do, whose request can be
-// cancelled as a network failure cuts a connection.
+// cancelled as a network failure drops a connection.
 type cancelBody struct {
 	io.ReadCloser
 	cancel context.CancelFunc
