@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,44 +28,85 @@ func push(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.Handle
 		if !ok {
 			return
 		}
-		last, err := sse.LastEventID(c.Request)
-		if err != nil {
-			abortJSON(c, http.StatusBadRequest, "Last-Event-ID must be an event id from this server")
+		last, ok := lastEventID(c)
+		if !ok {
 			return
 		}
-
 		stream, detach, err := reg.Attach(c.Request.Context(), id, last)
-		switch {
-		case errors.Is(err, sse.ErrFinished):
-			// 204 tells a conforming EventSource to stop reconnecting.
-			c.Status(http.StatusNoContent)
-			return
-		case errors.Is(err, sse.ErrTooManyStreams):
-			retryAfter(c, retry)
-			abortJSON(c, http.StatusServiceUnavailable, "too many open streams; try again later")
-			return
-		case c.Request.Context().Err() != nil:
-			return // the client left while the stream was being set up
-		case err != nil:
-			registryError(c, logger, err, retry)
-			return
-		}
-		defer detach()
-
-		logger.Debug("stream opened", "id", id, "last_event_id", last)
-		// Past this point the status is sent: errors are logged, not answered.
-		// A client that leaves is normal, so this is Debug, not Error.
-		err = stream.Serve(c.Request.Context(), c.Writer)
-		logger.Debug("stream ended", "id", id, "err", err)
+		serve(c, logger, id, last, stream, detach, err, retry)
 	}
 }
 
-// progress starts a run: POST /event/progress with {"id": ID}.
+// serve answers an Attach or AttachRun of client id after last: the
+// stream, or the error that took its place.
+func serve(c *gin.Context, logger *slog.Logger, id string, last uint64, stream *sse.Stream, detach func(), err error, retry time.Duration) {
+	switch {
+	case errors.Is(err, sse.ErrFinished):
+		// 204 tells a conforming client to stop reconnecting.
+		c.Status(http.StatusNoContent)
+		return
+	case errors.Is(err, sse.ErrRunning):
+		abortJSON(c, http.StatusConflict, "a run is already going for this client; "+
+			"send Last-Event-ID to resume it")
+		return
+	case errors.Is(err, sse.ErrTooManyStreams):
+		retryAfter(c, retry)
+		abortJSON(c, http.StatusServiceUnavailable, "too many open streams; try again later")
+		return
+	case c.Request.Context().Err() != nil:
+		if err == nil {
+			detach()
+		}
+		return // the client left while the stream was being set up
+	case err != nil:
+		registryError(c, logger, err, retry)
+		return
+	}
+	defer detach()
+
+	logger.Debug("stream opened", "id", id, "last_event_id", last, "method", c.Request.Method)
+	// Past this point the status is sent: errors are logged, not answered.
+	// A client that leaves is normal, so this is Debug, not Error.
+	err = stream.Serve(c.Request.Context(), c.Writer)
+	logger.Debug("stream ended", "id", id, "err", err)
+}
+
+// lastEventID returns the request's Last-Event-ID (see sse.LastEventID),
+// or answers 400 and returns false.
+func lastEventID(c *gin.Context) (uint64, bool) {
+	last, err := sse.LastEventID(c.Request)
+	if err != nil {
+		abortJSON(c, http.StatusBadRequest, "Last-Event-ID must be an event id from this server")
+		return 0, false
+	}
+	return last, true
+}
+
+// progress starts a run: POST /event/progress with {"id": ID}. It answers
+// 202 and the run's events go to the client's stream, as in the Koa demo;
+// or, if the request accepts text/event-stream (as fetch-event-source and
+// LLM clients send it), the answer is the run's stream itself.
+//
+// Such a POST is retried, by fetch-event-source on every dropped connection
+// and whenever the tab comes back, with the Last-Event-ID of the last event
+// it got: a retry resumes the run after that id, and never starts a second
+// one (sse.Registry.AttachRun). One that names the run's final event gets
+// 204, which stops the client; one without Last-Event-ID while the run goes
+// gets 409.
 func progress(logger *slog.Logger, reg sse.Registry, job func(id string) sse.RunFunc, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, status, err := bodyID(c)
 		if err != nil {
 			abortJSON(c, status, err.Error())
+			return
+		}
+		if acceptsEventStream(c.Request) {
+			last, ok := lastEventID(c)
+			if !ok {
+				return
+			}
+			stream, detach, err := reg.AttachRun(c.Request.Context(), id, last, job(id))
+			serve(c, logger, id, last, stream, detach, err, retry)
 			return
 		}
 
@@ -80,6 +122,24 @@ func progress(logger *slog.Logger, reg sse.Registry, job func(id string) sse.Run
 			c.JSON(http.StatusAccepted, gin.H{"id": id, "status": "started"})
 		}
 	}
+}
+
+// acceptsEventStream reports whether the request's Accept header names
+// text/event-stream, with a quality above 0. A wildcard does not count: a
+// client that does not ask for a stream gets the Koa demo's JSON answer.
+func acceptsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil || mt != "text/event-stream" {
+				continue
+			}
+			if q, err := strconv.ParseFloat(params["q"], 64); params["q"] == "" || (err == nil && q > 0) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // remove forgets a client, ending its run and stream: GET /event/remove?id=ID.

@@ -102,7 +102,7 @@ func (s *server) open(t *testing.T, id, extra string, header http.Header) *strea
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp := ssetest.Do(t, s.Client(), req) //nolint:bodyclose // closed when the test ends
+	resp := ssetest.Do(t, s.Client(), req)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	return &stream{Stream: ssetest.NewStream(resp), resp: resp}
 }

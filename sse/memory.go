@@ -132,18 +132,10 @@ func (m *MemoryRegistry) Attach(_ context.Context, id string, lastEventID uint64
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	if m.closed {
-		return nil, nil, ErrClosed
+	c, err := m.client(id, lastEventID)
+	if err != nil {
+		return nil, nil, err
 	}
-	c := m.clients[id]
-	if (c == nil || c.stream == nil) && m.streams >= m.cfg.MaxStreams {
-		return nil, nil, ErrTooManyStreams
-	}
-	if c == nil {
-		c = &client{id: id, next: lastEventID + 1}
-		m.clients[id] = c
-	}
-
 	var cursor uint64
 	switch {
 	case c.finished && lastEventID >= c.next-1:
@@ -159,7 +151,55 @@ func (m *MemoryRegistry) Attach(_ context.Context, id string, lastEventID uint64
 		// Nothing seen yet: the whole current run.
 		cursor = c.first()
 	}
+	s, detach := m.attach(c, cursor)
+	return s, detach, nil
+}
 
+// AttachRun resumes the client's run after lastEventID, or starts fn as
+// its next run; see Registry.
+func (m *MemoryRegistry) AttachRun(_ context.Context, id string, lastEventID uint64, fn RunFunc) (*Stream, func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
+	c, err := m.client(id, lastEventID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lastEventID > 0 && (c.going() || c.finished) {
+		if c.finished && lastEventID >= c.next-1 {
+			return nil, nil, ErrFinished
+		}
+		s, detach := m.attach(c, lastEventID+1)
+		return s, detach, nil
+	}
+	if c.going() {
+		return nil, nil, ErrRunning
+	}
+	m.start(c, fn)
+	s, detach := m.attach(c, c.first())
+	return s, detach, nil
+}
+
+// client returns the client id, made if it is new with its numbering going
+// on from lastEventID, for a stream to attach to. The caller holds m.mu.
+func (m *MemoryRegistry) client(id string, lastEventID uint64) (*client, error) {
+	if m.closed {
+		return nil, ErrClosed
+	}
+	c := m.clients[id]
+	if (c == nil || c.stream == nil) && m.streams >= m.cfg.MaxStreams {
+		return nil, ErrTooManyStreams
+	}
+	if c == nil {
+		c = &client{id: id, next: lastEventID + 1}
+		m.clients[id] = c
+	}
+	return c, nil
+}
+
+// attach makes c's stream, starting at event cursor, in place of the one
+// it had. The caller holds m.mu.
+func (m *MemoryRegistry) attach(c *client, cursor uint64) (*Stream, func()) {
 	if c.stream != nil {
 		c.stream.End()
 	}
@@ -167,12 +207,11 @@ func (m *MemoryRegistry) Attach(_ context.Context, id string, lastEventID uint64
 		c.expiry.Stop()
 		c.expiry = nil
 	}
-	// s is not a named result: a closure would then move it to the heap.
 	s := NewStream(m.cfg, &memSource{reg: m, client: c, cursor: cursor})
 	c.stream = s
 	c.gen++
 	m.streams++
-	return s, sync.OnceFunc(func() { m.detach(c, s) }), nil
+	return s, sync.OnceFunc(func() { m.detach(c, s) })
 }
 
 // detach ends s's registration. If s is still c's stream, c is kept for
@@ -221,9 +260,9 @@ func (m *MemoryRegistry) forget(c *client) {
 	c.gen++
 }
 
-// Start starts fn as the next run of client id; see Registry. The events of
-// the previous run are dropped. A run that has sent its final event no
-// longer counts as going, even before its goroutine has returned.
+// Start starts fn as the next run of client id; see Registry. A run that
+// has sent its final event no longer counts as going, even before its
+// goroutine has returned.
 func (m *MemoryRegistry) Start(_ context.Context, id string, fn RunFunc) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -238,6 +277,13 @@ func (m *MemoryRegistry) Start(_ context.Context, id string, fn RunFunc) error {
 	if c.going() {
 		return ErrRunning
 	}
+	m.start(c, fn)
+	return nil
+}
+
+// start starts fn as c's next run. The events of the previous run are
+// dropped. The caller holds m.mu, and has checked that no run is going.
+func (m *MemoryRegistry) start(c *client, fn RunFunc) {
 	// A new array, since streams may still be reading the old one. It is
 	// made as large as the last run's, the likely size of this one.
 	c.log = make([]Entry, 0, cap(c.log))
@@ -261,7 +307,6 @@ func (m *MemoryRegistry) Start(_ context.Context, id string, fn RunFunc) error {
 		}
 		m.mu.Unlock()
 	})
-	return nil
 }
 
 // publish logs an event of c's run number n, unless that run has been

@@ -28,6 +28,22 @@ type Registry interface {
 	// numbered on from the last run's. It fails with ErrUnknownClient, or
 	// with ErrRunning while a run is going.
 	Start(ctx context.Context, id string, fn RunFunc) error
+	// AttachRun opens a stream for client id that shows its run, as one
+	// request that both starts the work and reads it back needs (a POST
+	// read as an event stream), in one step, so that a retry of that
+	// request never starts a second run:
+	//
+	//   - with a lastEventID and a run going or finished, the stream
+	//     resumes the run after lastEventID, as Attach does (ErrFinished
+	//     if it names the final event), and fn is not started;
+	//   - otherwise fn starts as the client's next run, the client made if
+	//     it is new (its numbering going on from lastEventID), and the
+	//     stream starts with the run's first event, never with the events
+	//     of an earlier run. It fails with ErrRunning while a run is going.
+	//
+	// A stream the client already has ends, as with Attach. The caller
+	// serves the stream, then calls detach.
+	AttachRun(ctx context.Context, id string, lastEventID uint64, fn RunFunc) (s *Stream, detach func(), err error)
 	// Remove stops the client's run, ends its stream and forgets it. It
 	// fails with ErrUnknownClient.
 	Remove(ctx context.Context, id string) error

@@ -34,7 +34,7 @@ func readLine(t *testing.T, br *bufio.Reader) string {
 
 func TestServeWritesHeadersRetryEventsAndEnds(t *testing.T) {
 	reg, srv := serveMemory(t, ssetest.Config())
-	resp := srv.Get(t, "a", "") //nolint:bodyclose // closed when the test ends
+	resp := srv.Get(t, "a", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -101,7 +101,7 @@ func TestServeResumesFromHeaderOrQuery(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header = tc.header
-			st := ssetest.NewStream(ssetest.Do(t, srv.Client(), req)) //nolint:bodyclose // closed when the test ends
+			st := ssetest.NewStream(ssetest.Do(t, srv.Client(), req))
 			events := st.Rest(t)
 			want := []ssetest.Event{{Type: "update", ID: "3", Data: "2"}, {Type: "close", ID: "4", Data: "done"}}
 			if !reflect.DeepEqual(events, want) {
@@ -118,7 +118,7 @@ func TestServeSendsHeartbeatsWhenIdle(t *testing.T) {
 	cfg := ssetest.Config()
 	cfg.Heartbeat = 10 * time.Millisecond
 	_, srv := serveMemory(t, cfg)
-	br := bufio.NewReader(srv.Get(t, "a", "").Body) //nolint:bodyclose // closed when the test ends
+	br := bufio.NewReader(srv.Get(t, "a", "").Body)
 	for _, want := range []string{"retry: 1500\n", "\n", ": ping\n", "\n", ": ping\n", "\n"} {
 		if line := readLine(t, br); line != want {
 			t.Fatalf("line %q, want %q", line, want)

@@ -15,7 +15,7 @@ var lua embed.FS
 // scripts are the registry's Lua scripts, loaded once. Each script's file
 // says what its KEYS and ARGV are and what it returns.
 type scripts struct {
-	attach, detach, start, append, renew, release, delivered, remove, drop *redis.Script
+	attach, attachRun, detach, start, append, renew, release, delivered, remove, drop *redis.Script
 }
 
 func loadScripts() scripts {
@@ -23,6 +23,7 @@ func loadScripts() scripts {
 	script := func(name string) *redis.Script { return redis.NewScript(lib + luaFile(name)) }
 	return scripts{
 		attach:    script("attach"),
+		attachRun: script("attach_run"),
 		detach:    script("detach"),
 		start:     script("start"),
 		append:    script("append"),

@@ -37,6 +37,10 @@ func (c *RoundRobin) Start(ctx context.Context, id string, fn sse.RunFunc) error
 	return c.pick().Start(ctx, id, fn)
 }
 
+func (c *RoundRobin) AttachRun(ctx context.Context, id string, last uint64, fn sse.RunFunc) (*sse.Stream, func(), error) {
+	return c.pick().AttachRun(ctx, id, last, fn)
+}
+
 func (c *RoundRobin) Remove(ctx context.Context, id string) error {
 	return c.pick().Remove(ctx, id)
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,21 +59,69 @@ func Handler(reg sse.Registry) http.Handler {
 	})
 }
 
-// Server serves a registry's streams with Handler, on a real listener.
+// Server serves a registry's streams with Handler, on a real listener. Its
+// Serve reads, over HTTP too, a stream the test attached itself.
 type Server struct {
 	*httptest.Server
 	Registry sse.Registry
+
+	mu       sync.Mutex
+	attached map[string]attached // by key, until Serve's request takes it
+	keys     int
+}
+
+type attached struct {
+	stream *sse.Stream
+	detach func()
 }
 
 // NewServer serves reg's streams until the test ends.
 func NewServer(t testing.TB, reg sse.Registry) *Server {
 	t.Helper()
-	srv := httptest.NewServer(Handler(reg))
+	s := &Server{Registry: reg, attached: map[string]attached{}}
+	mux := http.NewServeMux()
+	mux.Handle("/", Handler(reg))
+	mux.HandleFunc("/attached", s.serveAttached)
+	s.Server = httptest.NewServer(mux)
 	// Cleanups run last first: the registry ends the streams, then the
 	// server closes with no request left open.
-	t.Cleanup(srv.Close)
+	t.Cleanup(s.Close)
 	t.Cleanup(reg.Close)
-	return &Server{Server: srv, Registry: reg}
+	return s
+}
+
+// Serve serves stream, which the test got from its registry with detach,
+// and returns it as the browser reads it. The server calls detach when the
+// stream ends.
+func (s *Server) Serve(t testing.TB, stream *sse.Stream, detach func()) *Stream {
+	t.Helper()
+	s.mu.Lock()
+	s.keys++
+	key := strconv.Itoa(s.keys)
+	s.attached[key] = attached{stream, detach}
+	s.mu.Unlock()
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/attached?key="+key, nil) //nolint:noctx // Do gives it one
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := Do(t, s.Client(), req) //nolint:bodyclose // closed when the test ends
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("serve an attached stream: status %d", resp.StatusCode)
+	}
+	return NewStream(resp)
+}
+
+func (s *Server) serveAttached(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	a, ok := s.attached[r.URL.Query().Get("key")]
+	delete(s.attached, r.URL.Query().Get("key"))
+	s.mu.Unlock()
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	defer a.detach()
+	_ = a.stream.Serve(r.Context(), w)
 }
 
 // Get requests the stream of client id, after lastEventID if it is not

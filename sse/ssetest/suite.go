@@ -42,6 +42,11 @@ func TestRegistry(t *testing.T, newRegistry NewRegistry) {
 		{"Grace", testGrace},
 		{"Close", testClose},
 		{"StoppedRunPublishesNothing", testStoppedRunPublishesNothing},
+		{"AttachRunWholeRun", testAttachRunWholeRun},
+		{"AttachRunWhileRunning", testAttachRunWhileRunning},
+		{"AttachRunRetries", testAttachRunRetries},
+		{"AttachRunNextRun", testAttachRunNextRun},
+		{"AttachRunReplaces", testAttachRunReplaces},
 		{"NoLeaks", testNoLeaks},
 	}
 	for _, tc := range tests {

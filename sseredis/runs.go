@@ -8,7 +8,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"gin-sse-progress/sse"
 )
+
+// The runs owned here: starting them under a claim in Redis, renewing the
+// claims while they run, and the liveness checks that go with the renewals.
 
 // ownedRun is a run owned by this instance: it holds the client's claim,
 // sse:{id}:run, under its token.
@@ -18,6 +23,73 @@ type ownedRun struct {
 	// finished is set once the final event is logged, which lets go of
 	// the claim: keep must not take that for a lost one.
 	finished atomic.Bool
+}
+
+// Start claims the client's run for this instance and starts fn as the run;
+// see sse.Registry. A client whose run is claimed by any instance gets
+// sse.ErrRunning.
+func (r *Registry) Start(ctx context.Context, id string, fn sse.RunFunc) error {
+	r.mu.Lock()
+	if err := r.usable(); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	token := r.token()
+	r.mu.Unlock()
+
+	switch n, err := r.scripts.start.Run(ctx, r.rdb,
+		[]string{hashKey(id), logKey(id), runKey(id)}, token, r.lease.Milliseconds()).Int(); {
+	case err != nil:
+		return unavailable(err)
+	case n == 0:
+		return sse.ErrUnknownClient
+	case n < 0:
+		return sse.ErrRunning
+	}
+	return r.launch(ctx, id, token, fn)
+}
+
+// launch starts fn as the run of client id whose claim token holds. The
+// claim is renewed while fn runs, and let go when it returns; if fn cannot
+// start, it is let go at once.
+func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc) error {
+	// Subscribed, so that a remove on any instance stops the run at once.
+	// A run that misses it stops at its next event: its claim is gone.
+	epoch, err := r.subscribe(ctx, ownerChannel(id), false)
+	if err != nil {
+		r.release(id, token)
+		return err
+	}
+	rctx, cancel := context.WithCancel(r.ctx)
+	run := &ownedRun{token: token, cancel: cancel}
+	handle := sse.NewRun(func(name, data string, final bool) error {
+		return r.publish(rctx, id, run, name, data, final)
+	})
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		cancel()
+		r.unsubscribe(ownerChannel(id), epoch)
+		r.release(id, token)
+		return sse.ErrClosed
+	}
+	defer r.mu.Unlock() // Close must not start waiting before wg.Go
+	r.runs[id] = run
+	r.wg.Go(func() {
+		defer cancel()
+		fn(rctx, handle)
+		r.mu.Lock()
+		if r.runs[id] == run {
+			delete(r.runs, id)
+		}
+		r.mu.Unlock()
+		r.unsubscribe(ownerChannel(id), epoch)
+		// A run that finished has let go already; one that was stopped
+		// lets go here, so the client can start another at once.
+		r.release(id, token)
+	})
+	return nil
 }
 
 // token returns a name for a run, unique across instances. The caller holds

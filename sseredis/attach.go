@@ -1,0 +1,132 @@
+package sseredis
+
+import (
+	"context"
+	"sync"
+
+	"gin-sse-progress/sse"
+)
+
+// Attach opens a stream for the client id on this instance; see
+// sse.Registry. A stream for the same client on any instance ends.
+// MaxStreams counts the streams of this instance; a client that already has
+// a stream here is let in over it.
+func (r *Registry) Attach(ctx context.Context, id string, lastEventID uint64) (*sse.Stream, func(), error) {
+	s, detach, _, err := r.open(ctx, id, func(ctx context.Context) ([]any, error) {
+		return r.scripts.attach.Run(ctx, r.rdb, []string{hashKey(id), logKey(id)},
+			lastEventID, r.hold().Milliseconds(), channel(id)).Slice()
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.stream, detach, nil
+}
+
+// AttachRun resumes the client's run after lastEventID, or claims its next
+// run for this instance and starts fn as that run; see sse.Registry. One
+// script decides and attaches, so that two retries on two instances cannot
+// both start a run.
+func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64, fn sse.RunFunc) (*sse.Stream, func(), error) {
+	r.mu.Lock()
+	token := r.token()
+	r.mu.Unlock()
+	s, detach, res, err := r.open(ctx, id, func(ctx context.Context) ([]any, error) {
+		return r.scripts.attachRun.Run(ctx, r.rdb, []string{hashKey(id), logKey(id), runKey(id)},
+			lastEventID, r.hold().Milliseconds(), channel(id), token, r.lease.Milliseconds()).Slice()
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if started, _ := res[4].(int64); started == 1 {
+		if err := r.launch(ctx, id, token, fn); err != nil {
+			detach()
+			return nil, nil, err
+		}
+	}
+	return s.stream, detach, nil
+}
+
+// open registers a stream of client id, subscribes to the client's channel
+// and then runs script, which attaches the stream in Redis and answers as
+// lua/attach.lua does, or {-1} for sse.ErrRunning; it hands the stream the
+// logged events, and returns the script's answer too.
+func (r *Registry) open(ctx context.Context, id string, script func(context.Context) ([]any, error)) (*source, func(), []any, error) {
+	r.mu.Lock()
+	if err := r.usable(); err != nil {
+		r.mu.Unlock()
+		return nil, nil, nil, err
+	}
+	if len(r.sources[id]) == 0 && r.streams >= r.cfg.MaxStreams {
+		r.mu.Unlock()
+		return nil, nil, nil, sse.ErrTooManyStreams
+	}
+	// Registered before it subscribes, so that it buffers every live event
+	// from then on.
+	s := &source{reg: r, id: id}
+	s.stream = sse.NewStream(r.cfg, s)
+	if r.sources[id] == nil {
+		r.sources[id] = make(map[*source]struct{})
+	}
+	r.sources[id][s] = struct{}{}
+	r.streams++
+	r.mu.Unlock()
+	detach := sync.OnceFunc(func() { r.detach(s) })
+	fail := func(err error) (*source, func(), []any, error) {
+		detach()
+		return nil, nil, nil, err
+	}
+
+	epoch, err := r.subscribe(ctx, channel(id), true)
+	r.mu.Lock()
+	s.epoch = epoch // for detach, even if the wait failed
+	r.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	res, err := script(ctx)
+	if err != nil {
+		return fail(unavailable(err))
+	}
+	gen, _ := res[0].(int64)
+	switch gen {
+	case 0:
+		return fail(sse.ErrFinished)
+	case -1:
+		return fail(sse.ErrRunning)
+	}
+	cursor, _ := res[1].(int64)
+	finished, _ := res[2].(int64)
+	logged, err := parseEntries(res[3])
+	if err != nil {
+		return fail(err)
+	}
+
+	r.mu.Lock()
+	s.start(uint64(gen), uint64(cursor), logged, finished == 1)
+	r.mu.Unlock()
+	return s, detach, res, nil
+}
+
+// detach ends s's registration and starts the client's grace period.
+func (r *Registry) detach(s *source) {
+	r.mu.Lock()
+	delete(r.sources[s.id], s)
+	if len(r.sources[s.id]) == 0 {
+		delete(r.sources, s.id)
+	}
+	r.streams--
+	gen, closed, epoch := s.gen, r.closed, s.epoch
+	r.mu.Unlock()
+
+	if epoch > 0 {
+		r.unsubscribe(channel(s.id), epoch)
+	}
+	if gen == 0 || closed {
+		return // never attached, or the registry is closing
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+	defer cancel()
+	// Unless it fails, the keys then expire Grace from now; a stream that
+	// attaches meanwhile, on any instance, keeps them.
+	_ = r.scripts.detach.Run(ctx, r.rdb, []string{hashKey(s.id), logKey(s.id)}, gen, r.cfg.Grace.Milliseconds()).Err()
+}
