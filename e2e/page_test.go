@@ -347,6 +347,50 @@ func TestDropAndResume(t *testing.T) {
 	assert.Contains(t, back.Text, "Last-Event-ID: "+before[len(before)-1].id)
 }
 
+// TestPostMode reads the run with fetch, the stream being the answer to the
+// POST that starts it: a drop mid-run is resumed by a POST with
+// Last-Event-ID, so every count arrives once and the server runs the run
+// once; the panel shows the retry: line and the heartbeat comments, which
+// EventSource keeps to itself; "Run again" starts the next run.
+func TestPostMode(t *testing.T) {
+	srv := startServer(t, "-tick", "150ms", "-heartbeat", "100ms")
+	p := openPage(t, srv, chromedp.EmulateViewport(1280, 900))
+	p.waitOpen(t)
+	id := p.text(t, "#client-id")
+
+	p.do(t, chromedp.Click(`input[name="mode"][value="post"]`))
+	p.waitFor(t, `document.querySelector("#state").dataset.state === "CLOSED" && !document.querySelector("#sse").disabled`)
+	p.do(t, chromedp.Click("#sse"))
+	p.waitFor(t, `Number(document.querySelector(".progress").textContent) >= 20 && !document.querySelector("#drop").disabled`)
+	p.do(t, chromedp.Click("#drop"))
+	p.waitFor(t, `document.querySelector("#reconnects").textContent === "1"`)
+	p.waitDone(t)
+
+	entries := p.panel(t)
+	checkRun(t, id, frames(t, entries))
+	assert.Equal(t, "21 updates · 0 missing · 0 repeated", p.text(t, "#tally"))
+	assert.True(t, slices.ContainsFunc(entries, func(e entry) bool {
+		return e.Class == "wire wire-retry" && strings.HasPrefix(e.Text, "retry: 300 ")
+	}), "the panel shows the retry: line")
+	assert.True(t, slices.ContainsFunc(entries, func(e entry) bool {
+		return e.Class == "wire wire-comment" && strings.HasPrefix(e.Text, ": ping ")
+	}), "the panel shows a heartbeat comment")
+	back := slices.IndexFunc(entries, func(e entry) bool {
+		return e.Class == "mark mark-open" && strings.Contains(e.Text, "Last-Event-ID")
+	})
+	require.GreaterOrEqual(t, back, 0, "the retry names the last id")
+	drop := slices.IndexFunc(entries, func(e entry) bool { return e.Class == "mark mark-drop" })
+	require.GreaterOrEqual(t, drop, 0)
+	assert.Less(t, drop, back)
+
+	p.do(t, chromedp.Click("#sse"))
+	p.waitFor(t, `document.querySelector("#state").dataset.state === "OPEN"`)
+	p.waitDone(t)
+	second := frames(t, p.panel(t))
+	checkRun(t, id, second)
+	assert.Equal(t, "23", second[0].id, "the next run's ids go on")
+}
+
 // TestDropBeforeStart drops a stream that has had no event: the browser
 // reconnects with no Last-Event-ID, and the page says so.
 func TestDropBeforeStart(t *testing.T) {

@@ -1,5 +1,8 @@
 // The page's side of the SSE contract, in plain JavaScript, and a view of
-// what happens on the wire while it runs.
+// what happens on the wire while it runs. It reads a run in one of two ways:
+// the browser's EventSource on GET /event/push, as the Koa demo does, or
+// fetch with a POST to /event/progress that starts the run and reads its
+// stream back, as fetch-event-source and LLM clients do.
 "use strict";
 
 (() => {
@@ -16,11 +19,20 @@
       reopened: "open · reconnected after {ms} ms, sending Last-Event-ID: {id}",
       reopenedFresh: "open · reconnected after {ms} ms, with no Last-Event-ID: no event had arrived yet",
       lost: "error · the stream ended without close; the browser waits the retry delay, then reconnects",
+      lostFetch: "error · the stream ended without close; the page waits the retry delay ({ms} ms), then POSTs again with Last-Event-ID",
       failed: "error · the browser gave up: readyState is CLOSED",
       closed: "the page calls es.close(): the run is over, no reconnect",
+      closedFetch: "close · the server ended the response: the run is over",
+      finished: "204 · the run is over and the page had all of it: no reconnect",
       gap: "gap · the server lost its registry (Redis): updates after id {id} may be missing, and the run stopped; the browser reconnects, then start again",
+      gapFetch: "gap · the server lost its registry (Redis): updates after id {id} may be missing, and the run stopped; start again",
       started: "POST /event/progress · the page asks for a run",
+      startedFetch: "POST /event/progress · Accept: text/event-stream · the page asks for a run and reads it back",
       dropped: "POST /event/drop · the page asks the server to drop the stream",
+      retry: "retry: {ms} · the server's reconnection delay: EventSource keeps it to itself, fetch sees it",
+      comment: ": {text} · a comment (heartbeat): EventSource ignores it, fetch sees it",
+      modeGet: "EventSource · GET /event/push",
+      modePost: "fetch · the stream is the answer to the POST",
       tally: "{updates} updates · {missing} missing · {repeated} repeated",
       failure: "Error: {message}",
     },
@@ -33,11 +45,20 @@
       reopened: "open · {ms} 毫秒后重连，带上 Last-Event-ID: {id}",
       reopenedFresh: "open · {ms} 毫秒后重连；还没收到过事件，所以没有 Last-Event-ID",
       lost: "error · 流没有 close 就断了；浏览器等待 retry 时长后重连",
+      lostFetch: "error · 流没有 close 就断了；页面等待 retry 时长（{ms} 毫秒）后带上 Last-Event-ID 再次 POST",
       failed: "error · 浏览器放弃了：readyState 为 CLOSED",
       closed: "页面调用 es.close()：任务结束，不再重连",
+      closedFetch: "close · 服务器结束了响应：任务结束",
+      finished: "204 · 任务已结束，页面已全部收到：不再重连",
       gap: "gap · 服务器失去了它的注册表（Redis）：id {id} 之后的 update 可能丢失，任务已停止；浏览器会重连，之后请重新开始",
+      gapFetch: "gap · 服务器失去了它的注册表（Redis）：id {id} 之后的 update 可能丢失，任务已停止；请重新开始",
       started: "POST /event/progress · 页面请求开始任务",
+      startedFetch: "POST /event/progress · Accept: text/event-stream · 页面请求开始任务并直接读取它的流",
       dropped: "POST /event/drop · 页面请服务器断开这条流",
+      retry: "retry: {ms} · 服务器给的重连时长：EventSource 不交给页面，fetch 能看到",
+      comment: ": {text} · 注释（心跳）：EventSource 忽略它，fetch 能看到",
+      modeGet: "EventSource · GET /event/push",
+      modePost: "fetch · 流就是 POST 的响应",
       tally: "{updates} 个 update · 缺失 {missing} · 重复 {repeated}",
       failure: "出错：{message}",
     },
@@ -67,6 +88,7 @@
   const button = $("#sse");
   const dropButton = $("#drop");
   const langButton = $("#lang");
+  const modeInputs = document.querySelectorAll('input[name="mode"]');
   const count = $(".progress");
   const bar = $("#bar");
   const state = $("#state");
@@ -148,7 +170,19 @@
     addEntry(`mark mark-${kind}`, span);
   };
 
-  let es = null; // the EventSource
+  // showWire notes a line that only a fetch reader sees: retry: or a
+  // comment.
+  const showWire = (kind, key, args) => {
+    const span = document.createElement("span");
+    say(span, key, args);
+    addEntry(`wire wire-${kind}`, span);
+  };
+
+  // The mode: "get" reads the run with EventSource, "post" with fetch.
+  let mode = "get";
+  let es = null; // the EventSource, in GET mode
+  let fetchState = EventSource.CLOSED; // the POST stream's readyState, in POST mode
+  let abortFetch = null; // ends the POST stream the page is reading
   let running = false; // a run was asked for and has not closed yet
   let ranOnce = false; // a run has closed: the button offers another
   // The run's bookkeeping: every count should arrive once, and this server
@@ -156,18 +190,21 @@
   // event.
   let run = null;
   let previousId = null; // the id of the last event, as a number
-  let lostAt = null; // when the stream was lost, until the browser is back
+  let lostAt = null; // when the stream was lost, until it is back
   let reconnectCount = 0;
 
+  const readyState = () => (mode === "get" ? es?.readyState ?? EventSource.CLOSED : fetchState);
+
   const showState = () => {
-    const name = ["CONNECTING", "OPEN", "CLOSED"][es.readyState];
+    const name = ["CONNECTING", "OPEN", "CLOSED"][readyState()];
     state.textContent = name;
     state.dataset.state = name;
-    // Off while a run goes and while the browser connects. On a closed
+    // Off while a run goes and while the stream connects. On a closed
     // stream it stays on: a click opens a new stream first.
-    button.disabled = running || es.readyState === EventSource.CONNECTING;
+    button.disabled = running || readyState() === EventSource.CONNECTING;
     say(button, ranOnce ? "again" : "start");
-    dropButton.disabled = es.readyState !== EventSource.OPEN;
+    dropButton.disabled = readyState() !== EventSource.OPEN;
+    for (const input of modeInputs) input.disabled = running;
   };
 
   const showCount = (n) => {
@@ -190,26 +227,66 @@
     previousId = eventId;
   };
 
-  // connect opens the stream. After a dropped connection the browser
+  // noteOpen marks a stream that opened: the first, or a reconnect. No
+  // event arrives while the stream is down: the last id seen is the one
+  // the client sent as Last-Event-ID. Before any event, it sent none.
+  const noteOpen = () => {
+    if (lostAt === null) {
+      showMark("open", "opened");
+      return;
+    }
+    reconnectCount++;
+    reconnects.textContent = String(reconnectCount);
+    const ms = Math.round(performance.now() - lostAt);
+    if (previousId === null) showMark("open", "reopenedFresh", { ms });
+    else showMark("open", "reopened", { ms, id: String(previousId) });
+    lostAt = null;
+  };
+
+  // The events of a run, in either mode. e has type, data and lastEventId,
+  // as a MessageEvent of EventSource has.
+  const onUpdate = (e) => {
+    noteEvent(e);
+    const data = JSON.parse(e.data);
+    if (run) {
+      if (run.seen.has(data.count)) run.repeated++;
+      run.seen.add(data.count);
+      run.updates++;
+      showTally();
+    }
+    showCount(data.count);
+  };
+  const onClose = (e) => {
+    noteEvent(e);
+    showTally();
+    if (mode === "get") {
+      es.close(); // or the browser would reconnect
+      showMark("closed", "closed");
+    } else {
+      showMark("closed", "closedFetch");
+    }
+    running = false;
+    ranOnce = true;
+  };
+  // A server whose registry is shared through Redis ends the stream with
+  // "gap" when it loses Redis: it can no longer tell what was missed. The
+  // event has no id: EventSource reconnects with the last one. The run is
+  // over, but in GET mode the button stays off until the browser has
+  // reconnected (the error event comes next, then the open, or CLOSED).
+  const onGap = (e) => {
+    showFrame(e);
+    showMark("gap", mode === "get" ? "gap" : "gapFetch", { id: e.lastEventId || "–" });
+    running = false;
+  };
+
+  // connect opens the EventSource. After a dropped connection the browser
   // reconnects by itself, sending Last-Event-ID; after "close" the page
   // closes the EventSource, or the browser would reconnect.
   const connect = () => {
     es = new EventSource(pushURL);
     showState();
     es.addEventListener("open", () => {
-      if (lostAt === null) {
-        showMark("open", "opened");
-      } else {
-        reconnectCount++;
-        reconnects.textContent = String(reconnectCount);
-        // No event arrives while the stream is down: the last id seen is
-        // the one the browser sent as Last-Event-ID. Before any event, it
-        // sent none.
-        const ms = Math.round(performance.now() - lostAt);
-        if (previousId === null) showMark("open", "reopenedFresh", { ms });
-        else showMark("open", "reopened", { ms, id: String(previousId) });
-        lostAt = null;
-      }
+      noteOpen();
       showState();
     });
     es.addEventListener("error", () => {
@@ -222,40 +299,15 @@
       }
       showState();
     });
-    es.addEventListener("update", (e) => {
-      noteEvent(e);
-      const data = JSON.parse(e.data);
-      if (run) {
-        if (run.seen.has(data.count)) run.repeated++;
-        run.seen.add(data.count);
-        run.updates++;
-        showTally();
-      }
-      showCount(data.count);
-    });
-    // A server whose registry is shared through Redis ends the stream with
-    // "gap" when it loses Redis: it can no longer tell what was missed.
-    // The event has no id, so the browser reconnects with the last one.
-    es.addEventListener("gap", (e) => {
-      showFrame(e);
-      showMark("gap", "gap", { id: e.lastEventId || "–" });
-      // The run is over, but the button stays off until the browser has
-      // reconnected: the stream's error event comes next, and the open
-      // (or a CLOSED state) after it turns the button back on.
-      running = false;
-    });
+    es.addEventListener("update", onUpdate);
+    es.addEventListener("gap", onGap); // the error event that follows shows the state
     es.addEventListener("close", (e) => {
-      noteEvent(e);
-      showTally();
-      es.close();
-      showMark("closed", "closed");
-      running = false;
-      ranOnce = true;
+      onClose(e);
       showState();
     });
   };
 
-  // opened resolves when the stream opens, and fails if the browser gives up.
+  // opened resolves when the EventSource opens, and fails if it gives up.
   const opened = () =>
     new Promise((resolve, reject) => {
       const onOpen = () => {
@@ -271,6 +323,134 @@
       es.addEventListener("open", onOpen, { once: true });
       es.addEventListener("error", onError);
     });
+
+  // parser reads an event stream as the WHATWG spec says ("Interpreting an
+  // event stream"): lines end with CRLF, LF or CR; a line that starts with
+  // a colon is a comment; one space after a field's colon is dropped; data
+  // lines join with LF; an id with NUL is ignored; retry is taken only when
+  // it is all digits; a blank line dispatches the event, unless its data is
+  // empty. feed takes text as it arrives, in pieces of any size.
+  const parser = ({ onEvent, onRetry, onComment }) => {
+    let buffer = "";
+    let started = false;
+    let type = "";
+    let data = [];
+    let last = previousId === null ? "" : String(previousId);
+    const line = (l) => {
+      if (l === "") {
+        if (data.length > 0) onEvent({ type: type || "message", data: data.join("\n"), lastEventId: last });
+        type = "";
+        data = [];
+        return;
+      }
+      if (l[0] === ":") {
+        onComment(l.slice(1).replace(/^ /, ""));
+        return;
+      }
+      const colon = l.indexOf(":");
+      const field = colon < 0 ? l : l.slice(0, colon);
+      const value = colon < 0 ? "" : l.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") type = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id" && !value.includes("\0")) last = value;
+      else if (field === "retry" && /^\d+$/.test(value)) onRetry(Number(value));
+    };
+    return (chunk) => {
+      buffer += chunk;
+      if (!started && buffer.length > 0) {
+        started = true;
+        if (buffer[0] === "\uFEFF") buffer = buffer.slice(1);
+      }
+      for (;;) {
+        const end = buffer.search(/[\r\n]/);
+        // A CR at the end may be the first half of a CRLF: wait for more.
+        if (end < 0 || (buffer[end] === "\r" && end === buffer.length - 1)) return;
+        line(buffer.slice(0, end));
+        buffer = buffer.slice(buffer[end] === "\r" && buffer[end + 1] === "\n" ? end + 2 : end + 1);
+      }
+    };
+  };
+
+  // postStream POSTs the run and reads its stream, as fetch-event-source
+  // does: with Accept: text/event-stream, and on a retry with the
+  // Last-Event-ID of the last event it got, so the server resumes the run
+  // rather than starting another. It retries after the retry: the server
+  // sent, and stops on close, on 204 and on an error answer.
+  let retryMs = 3000;
+  const postStream = async () => {
+    const controller = new AbortController();
+    abortFetch = () => controller.abort();
+    fetchState = EventSource.CONNECTING;
+    showState();
+    let ended = null; // what ended the stream: "close", "gap", a 204; null for a drop
+    try {
+      const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
+      if (previousId !== null) headers["Last-Event-ID"] = String(previousId);
+      const res = await fetch("/event/progress", {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ id: Number(id) }),
+        signal: controller.signal,
+      });
+      if (res.status === 204) {
+        showMark("closed", "finished");
+        running = false;
+        ended = "204";
+      } else if (!res.ok) {
+        const reply = await res.json().catch(() => ({}));
+        throw new Error(`${res.status} ${reply.error || res.statusText}`);
+      } else {
+        fetchState = EventSource.OPEN;
+        noteOpen();
+        showState();
+        const feed = parser({
+          onEvent: (e) => {
+            const handle = { update: onUpdate, close: onClose, gap: onGap }[e.type];
+            if (!handle) return;
+            handle(e);
+            // After close or gap the server ends the response, and the
+            // state is shown then.
+            if (e.type !== "update") ended = e.type;
+          },
+          onRetry: (ms) => {
+            retryMs = ms;
+            showWire("retry", "retry", { ms });
+          },
+          onComment: (comment) => showWire("comment", "comment", { text: comment }),
+        });
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          feed(value);
+        }
+      }
+    } catch (err) {
+      if (controller.signal.aborted) return; // the page left, or switched mode
+      if (!(err instanceof TypeError)) {
+        // An answer that is not a stream: the server said no.
+        running = false;
+        fetchState = EventSource.CLOSED;
+        fail(err);
+        showState();
+        return;
+      }
+      // A TypeError is a network failure: reconnect, as after a drop.
+    }
+    if (controller.signal.aborted) return;
+    if (ended !== null) {
+      fetchState = EventSource.CLOSED;
+      showState();
+      return;
+    }
+    // Dropped without close: wait the retry delay, then POST again.
+    lostAt = performance.now();
+    fetchState = EventSource.CONNECTING;
+    showMark("error", "lostFetch", { ms: retryMs });
+    showState();
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+    if (!controller.signal.aborted) postStream();
+  };
 
   // post sends a request and fails with the server's JSON error, if any.
   const post = async (url, body) => {
@@ -295,14 +475,21 @@
     delete message.dataset.key;
     showState();
     try {
+      showCount(0);
+      run = { updates: 0, missing: 0, repeated: 0, seen: new Set() };
+      showTally();
+      if (mode === "post") {
+        // A new run: no Last-Event-ID, or the server would resume the last.
+        previousId = null;
+        showMark("post", "startedFetch");
+        postStream();
+        return;
+      }
       if (es.readyState === EventSource.CLOSED) {
         // The last run closed the stream: open a new one first.
         connect();
         await opened();
       }
-      showCount(0);
-      run = { updates: 0, missing: 0, repeated: 0, seen: new Set() };
-      showTally();
       // The mark goes first: the first update may arrive before the
       // answer does. The Koa page sends the id as a number; the server
       // takes either.
@@ -326,13 +513,40 @@
     }
   };
 
+  // setMode switches how the page reads the run. One client reads its run
+  // one way at a time: a second stream of the same id replaces the first,
+  // so the EventSource is closed in POST mode, or the two would replace
+  // each other in turn.
+  const setMode = (next) => {
+    if (next === mode) return;
+    mode = next;
+    abortFetch?.();
+    abortFetch = null;
+    fetchState = EventSource.CLOSED;
+    lostAt = null;
+    if (mode === "post") {
+      es?.close();
+      showMark("mode", "modePost");
+    } else {
+      showMark("mode", "modeGet");
+      connect();
+    }
+    showState();
+  };
+
   button.addEventListener("click", start);
   dropButton.addEventListener("click", drop);
+  for (const input of modeInputs) {
+    input.addEventListener("change", () => {
+      if (input.checked) setMode(input.value);
+    });
+  }
 
   // Tell the server the client is gone. keepalive lets the request outlive
   // the page.
   window.addEventListener("pagehide", () => {
     es?.close();
+    abortFetch?.();
     fetch(`/event/remove?id=${encodeURIComponent(id)}`, { keepalive: true }).catch(() => {});
   });
 
