@@ -370,10 +370,10 @@ func TestPostMode(t *testing.T) {
 	checkRun(t, id, frames(t, entries))
 	assert.Equal(t, "21 updates · 0 missing · 0 repeated", p.text(t, "#tally"))
 	assert.True(t, slices.ContainsFunc(entries, func(e entry) bool {
-		return e.Class == "wire wire-retry" && strings.HasPrefix(e.Text, "retry: 300 ")
+		return e.Class == "raw raw-retry" && strings.HasPrefix(e.Text, "retry: 300 ")
 	}), "the panel shows the retry: line")
 	assert.True(t, slices.ContainsFunc(entries, func(e entry) bool {
-		return e.Class == "wire wire-comment" && strings.HasPrefix(e.Text, ": ping ")
+		return e.Class == "raw raw-comment" && strings.HasPrefix(e.Text, ": ping ")
 	}), "the panel shows a heartbeat comment")
 	back := slices.IndexFunc(entries, func(e entry) bool {
 		return e.Class == "mark mark-open" && strings.Contains(e.Text, "Last-Event-ID")

@@ -170,12 +170,12 @@
     addEntry(`mark mark-${kind}`, span);
   };
 
-  // showWire notes a line that only a fetch reader sees: retry: or a
+  // showRaw notes a line that only a fetch reader sees: retry: or a
   // comment.
-  const showWire = (kind, key, args) => {
+  const showRaw = (kind, key, args) => {
     const span = document.createElement("span");
     say(span, key, args);
-    addEntry(`wire wire-${kind}`, span);
+    addEntry(`raw raw-${kind}`, span);
   };
 
   // The mode: "get" reads the run with EventSource, "post" with fetch.
@@ -414,9 +414,9 @@
           },
           onRetry: (ms) => {
             retryMs = ms;
-            showWire("retry", "retry", { ms });
+            showRaw("retry", "retry", { ms });
           },
-          onComment: (comment) => showWire("comment", "comment", { text: comment }),
+          onComment: (comment) => showRaw("comment", "comment", { text: comment }),
         });
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
