@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"gin-sse-progress/auth"
 	"gin-sse-progress/job"
 	"gin-sse-progress/sse"
 	"gin-sse-progress/sseredis"
@@ -31,6 +32,10 @@ type config struct {
 	// redisURL, if set, shares the registry between instances through
 	// Redis: redis://[user:password@]host:port/db.
 	redisURL string
+	// authSecret, if set, requires a token signed with it (HS256) on every
+	// /event/ route.
+	authSecret           string
+	maxStreamsPerSubject int
 
 	// from names where each setting came from, for error messages:
 	// "-tick", or "$TICK" for a value from the environment.
@@ -58,8 +63,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			MaxStreams:   10000,
 			WriteTimeout: 10 * time.Second,
 		},
-		logLevel: slog.LevelInfo,
-		from:     map[string]string{},
+		logLevel:             slog.LevelInfo,
+		maxStreamsPerSubject: 16,
+		from:                 map[string]string{},
 	}
 
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -86,6 +92,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.redisURL, "redis", cfg.redisURL,
 		"share clients, runs and events with other instances through Redis at `url`, such as redis://127.0.0.1:6379/0 (default: in memory, this instance only) [$REDIS_URL]")
 	env["redis"] = "REDIS_URL"
+	fs.StringVar(&cfg.authSecret, "auth-secret", cfg.authSecret,
+		"require a token (a JWT signed with HS256 by this `secret`, at least 32 bytes) on every /event/ route (default: none; ids are the only secret) [$AUTH_SECRET]")
+	env["auth-secret"] = "AUTH_SECRET"
+	fs.IntVar(&cfg.maxStreamsPerSubject, "max-streams-per-subject", cfg.maxStreamsPerSubject,
+		"with -auth-secret, most streams open at once for one token subject on this instance [$MAX_STREAMS_PER_SUBJECT]")
+	env["max-streams-per-subject"] = "MAX_STREAMS_PER_SUBJECT"
 
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -180,6 +192,13 @@ func (c *config) validate() error {
 		if err := sseredis.CheckURL(c.redisURL); err != nil {
 			return fmt.Errorf("%s: %w", c.from["redis"], err)
 		}
+	}
+	if c.authSecret != "" && len(c.authSecret) < auth.MinSecret {
+		return fmt.Errorf("%s is %d bytes; it must be at least %d (openssl rand -hex 32 makes one)",
+			c.from["auth-secret"], len(c.authSecret), auth.MinSecret)
+	}
+	if c.maxStreamsPerSubject <= 0 {
+		return fmt.Errorf("%s must be positive, got %d", c.from["max-streams-per-subject"], c.maxStreamsPerSubject)
 	}
 	return nil
 }

@@ -21,13 +21,19 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"gin-sse-progress/auth"
 	"gin-sse-progress/handlers"
 	"gin-sse-progress/sse"
 	"gin-sse-progress/sseredis"
 )
 
 func main() {
-	err := run(context.Background(), os.Args, os.Getenv, os.Stderr)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		err = runToken(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	} else {
+		err = run(context.Background(), os.Args, os.Getenv, os.Stderr)
+	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, err)
 	}
@@ -69,11 +75,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Gin's mode is a package-level setting of Gin; release mode keeps its
 	// debug route listing out of the logs.
 	gin.SetMode(gin.ReleaseMode)
-	router := handlers.New(logger, reg, handlers.Options{
-		Job:          cfg.progress.Run,
-		Retry:        cfg.registry.Retry,
-		AllowOrigins: cfg.allowOrigins,
-	})
+	opts := handlers.Options{
+		Job:                  cfg.progress.Run,
+		Retry:                cfg.registry.Retry,
+		AllowOrigins:         cfg.allowOrigins,
+		MaxStreamsPerSubject: cfg.maxStreamsPerSubject,
+	}
+	if cfg.authSecret != "" {
+		if opts.Auth, err = auth.NewVerifier([]byte(cfg.authSecret), auth.MaxLeeway); err != nil {
+			return &usageError{fmt.Errorf("-auth-secret: %w", err)} // validate has checked it
+		}
+	}
+	router := handlers.New(logger, reg, opts)
 
 	srv := &http.Server{
 		Handler:           router,
@@ -93,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "url", pageURL(ln.Addr()),
-		"tick", cfg.progress.Tick, "step", cfg.progress.Step, "registry", registryName(cfg))
+		"tick", cfg.progress.Tick, "step", cfg.progress.Step, "registry", registryName(cfg), "auth", opts.Auth != nil)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

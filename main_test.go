@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"gin-sse-progress/auth"
 	"gin-sse-progress/sse/ssetest"
 	"gin-sse-progress/sseredis/redistest"
 )
@@ -141,6 +142,9 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-redis", "redis://127.0.0.1:6379/x"}, nil, "-redis"},
 		{nil, map[string]string{"REDIS_URL": "127.0.0.1:6379"}, "$REDIS_URL"},
 		{[]string{"-redis", "redis://127.0.0.1:6379/0?max_retries=3"}, nil, "max_retries"},
+		{[]string{"-auth-secret", "short"}, nil, "-auth-secret is 5 bytes; it must be at least 32"},
+		{nil, map[string]string{"AUTH_SECRET": "short"}, "$AUTH_SECRET is 5 bytes"},
+		{[]string{"-max-streams-per-subject", "0"}, nil, "-max-streams-per-subject"},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"extra"}, nil, "extra"},
 	}
@@ -149,6 +153,37 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		require.Error(t, err, "%v %v", tc.args, tc.env)
 		assert.Contains(t, err.Error(), tc.flag, "%v %v", tc.args, tc.env)
 		assert.Equal(t, 2, exitCode(err), "%v %v: usage errors exit 2", tc.args, tc.env)
+	}
+}
+
+// TestTokenCommand: `gin-sse-progress token` prints a token the server
+// takes, and refuses what would make a useless one, as a usage error.
+func TestTokenCommand(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	var out bytes.Buffer
+	require.NoError(t, runToken([]string{"token", "-sub", "alice", "-ttl", "2m"}, env(map[string]string{"AUTH_SECRET": secret}), &out, io.Discard))
+	v, err := auth.NewVerifier([]byte(secret), 0)
+	require.NoError(t, err)
+	id, err := v.Verify(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+	assert.Equal(t, "alice", id.Subject)
+	assert.WithinDuration(t, time.Now().Add(2*time.Minute), id.Expires, 5*time.Second)
+
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"token"}, map[string]string{"AUTH_SECRET": secret}, "-sub is required"},
+		{[]string{"token", "-sub", "a"}, nil, "the secret ($AUTH_SECRET or -secret) is 0 bytes"},
+		{[]string{"token", "-sub", "a", "-secret", "short"}, nil, "is 5 bytes"},
+		{[]string{"token", "-sub", "a", "-ttl", "0s"}, map[string]string{"AUTH_SECRET": secret}, "-ttl must be positive"},
+		{[]string{"token", "-sub", "a", "extra"}, map[string]string{"AUTH_SECRET": secret}, "unexpected argument"},
+	} {
+		err := runToken(tc.args, env(tc.env), io.Discard, io.Discard)
+		require.Error(t, err, "%v", tc.args)
+		assert.Contains(t, err.Error(), tc.want)
+		assert.Equal(t, 2, exitCode(err), "%v: usage errors exit 2", tc.args)
 	}
 }
 

@@ -44,10 +44,11 @@ func cors(allowed []string) gin.HandlerFunc {
 		if preflight {
 			h.Add("Vary", "Access-Control-Request-Method")
 			h.Add("Vary", "Access-Control-Request-Headers")
-			h.Set("Access-Control-Allow-Methods", "GET, POST")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
 			// Content-Type for the JSON POST; Last-Event-ID for a stream
-			// that reconnects.
-			h.Set("Access-Control-Allow-Headers", "Content-Type, Last-Event-ID")
+			// that reconnects; Authorization and token for a token
+			// (Accept with text/event-stream needs no preflight).
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Last-Event-ID, Authorization, Token")
 			h.Set("Access-Control-Max-Age", "600")
 			c.AbortWithStatus(http.StatusNoContent)
 		}

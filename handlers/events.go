@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +23,7 @@ import (
 const maxBodyBytes = 64 << 10
 
 // push opens the client's event stream: GET /event/push?id=ID.
-func push(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.HandlerFunc {
+func push(logger *slog.Logger, reg sse.Registry, limit *subjectLimit, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := queryID(c)
 		if !ok {
@@ -32,43 +33,84 @@ func push(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.Handle
 		if !ok {
 			return
 		}
-		stream, detach, err := reg.Attach(c.Request.Context(), id, last)
-		serve(c, logger, id, last, stream, detach, err, retry)
+		serve(c, logger, limit, retry, id, last, func(ctx context.Context) (*sse.Stream, func(), error) {
+			return reg.Attach(ctx, clientKey(c, id), last)
+		})
 	}
 }
 
-// serve answers an Attach or AttachRun of client id after last: the
-// stream, or the error that took its place.
-func serve(c *gin.Context, logger *slog.Logger, id string, last uint64, stream *sse.Stream, detach func(), err error, retry time.Duration) {
+// serve opens a stream of client id, after last, with attach (Attach or
+// AttachRun), and writes it; or answers the error that took its place.
+//
+// Its frame is small on purpose: each stream's goroutine makes its first
+// write (the headers) from below it, down net/http's deepest path, and a
+// frame there with open's locals in it makes every stream's stack 16 KiB
+// instead of 8 (TestStreamStackStaysSmall).
+func serve(c *gin.Context, logger *slog.Logger, limit *subjectLimit, retry time.Duration,
+	id string, last uint64, attach func(context.Context) (*sse.Stream, func(), error)) {
+	o := open(c, logger, limit, retry, attach)
+	if o == nil {
+		return
+	}
+	defer o.close()
+	logger.Debug("stream opened", "id", id, "last_event_id", last, "method", c.Request.Method)
+	// Past this point the status is sent: errors are logged, not answered.
+	// A client that leaves is normal, so this is Debug, not Error.
+	err := o.stream.Serve(o.ctx, c.Writer)
+	logger.Debug("stream ended", "id", id, "err", err)
+}
+
+// opened is a stream ready to serve: ctx ends it, close lets go of it.
+type opened struct {
+	stream *sse.Stream
+	ctx    context.Context
+	close  func()
+}
+
+// open attaches the stream, within the requester's limit, or answers why
+// it cannot and returns nil. A stream authenticated by a token gets a ctx
+// that ends when the token does (plus the verifier's leeway), without
+// close: the browser reconnects, and its expired token gets 401.
+func open(c *gin.Context, logger *slog.Logger, limit *subjectLimit, retry time.Duration,
+	attach func(context.Context) (*sse.Stream, func(), error)) *opened {
+	who := requesterOf(c)
+	release, ok := limit.acquire(who.Subject)
+	if !ok {
+		tooManyForSubject(c, limit, retry)
+		return nil
+	}
+	ctx := c.Request.Context()
+	stream, detach, err := attach(ctx)
 	switch {
 	case errors.Is(err, sse.ErrFinished):
 		// 204 tells a conforming client to stop reconnecting.
 		c.Status(http.StatusNoContent)
-		return
 	case errors.Is(err, sse.ErrRunning):
 		abortJSON(c, http.StatusConflict, "a run is already going for this client; "+
 			"send Last-Event-ID to resume it")
-		return
 	case errors.Is(err, sse.ErrTooManyStreams):
 		retryAfter(c, retry)
 		abortJSON(c, http.StatusServiceUnavailable, "too many open streams; try again later")
-		return
-	case c.Request.Context().Err() != nil:
+	case ctx.Err() != nil:
+		// The client left while the stream was being set up.
 		if err == nil {
 			detach()
 		}
-		return // the client left while the stream was being set up
 	case err != nil:
 		registryError(c, logger, err, retry)
-		return
+	default:
+		cancel := func() {}
+		if !who.Expires.IsZero() {
+			ctx, cancel = context.WithDeadline(ctx, who.Expires.Add(who.leeway))
+		}
+		return &opened{stream: stream, ctx: ctx, close: func() {
+			cancel()
+			detach()
+			release()
+		}}
 	}
-	defer detach()
-
-	logger.Debug("stream opened", "id", id, "last_event_id", last, "method", c.Request.Method)
-	// Past this point the status is sent: errors are logged, not answered.
-	// A client that leaves is normal, so this is Debug, not Error.
-	err = stream.Serve(c.Request.Context(), c.Writer)
-	logger.Debug("stream ended", "id", id, "err", err)
+	release()
+	return nil
 }
 
 // lastEventID returns the request's Last-Event-ID (see sse.LastEventID),
@@ -93,7 +135,7 @@ func lastEventID(c *gin.Context) (uint64, bool) {
 // one (sse.Registry.AttachRun). One that names the run's final event gets
 // 204, which stops the client; one without Last-Event-ID while the run goes
 // gets 409.
-func progress(logger *slog.Logger, reg sse.Registry, job func(id string) sse.RunFunc, retry time.Duration) gin.HandlerFunc {
+func progress(logger *slog.Logger, reg sse.Registry, job func(id string) sse.RunFunc, limit *subjectLimit, retry time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, status, err := bodyID(c)
 		if err != nil {
@@ -105,12 +147,13 @@ func progress(logger *slog.Logger, reg sse.Registry, job func(id string) sse.Run
 			if !ok {
 				return
 			}
-			stream, detach, err := reg.AttachRun(c.Request.Context(), id, last, job(id))
-			serve(c, logger, id, last, stream, detach, err, retry)
+			serve(c, logger, limit, retry, id, last, func(ctx context.Context) (*sse.Stream, func(), error) {
+				return reg.AttachRun(ctx, clientKey(c, id), last, job(id))
+			})
 			return
 		}
 
-		switch err := reg.Start(c.Request.Context(), id, job(id)); {
+		switch err := reg.Start(c.Request.Context(), clientKey(c, id), job(id)); {
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q: open /event/push?id=... first", id))
 		case errors.Is(err, sse.ErrRunning):
@@ -151,7 +194,7 @@ func remove(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.Hand
 		if !ok {
 			return
 		}
-		switch err := reg.Remove(c.Request.Context(), id); {
+		switch err := reg.Remove(c.Request.Context(), clientKey(c, id)); {
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
 			return
@@ -174,7 +217,7 @@ func drop(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.Handle
 		if !ok {
 			return
 		}
-		switch err := reg.Drop(c.Request.Context(), id); {
+		switch err := reg.Drop(c.Request.Context(), clientKey(c, id)); {
 		case errors.Is(err, sse.ErrUnknownClient):
 			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q", id))
 		case errors.Is(err, sse.ErrNoStream):

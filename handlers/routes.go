@@ -12,6 +12,7 @@ import (
 	"github.com/gin-contrib/static"
 	"github.com/gin-gonic/gin"
 
+	"gin-sse-progress/auth"
 	"gin-sse-progress/sse"
 	"gin-sse-progress/web"
 )
@@ -29,6 +30,12 @@ type Options struct {
 	// pages may use the API from the browser, credentials included. Empty:
 	// same-origin only.
 	AllowOrigins []string
+	// Auth, if set, requires a valid token on every /event/ route: a
+	// client is then named by its token's subject and its id.
+	Auth *auth.Verifier
+	// MaxStreamsPerSubject bounds the open streams of one subject on this
+	// instance, with Auth.
+	MaxStreamsPerSubject int
 }
 
 // New returns the server's router. This file lists the whole HTTP surface:
@@ -37,6 +44,8 @@ type Options struct {
 //	POST /event/progress       {"id": ID} starts a run
 //	GET  /event/remove?id=ID   forgets the client
 //	POST /event/drop?id=ID     drops the client's stream; it reconnects and resumes
+//	POST /auth/session         with -auth-secret: a Bearer token becomes the session cookie
+//	DELETE /auth/session       clears it
 //	GET  /healthz              200 while the server serves, 503 when it cannot
 //	OPTIONS any of these       CORS preflight, for the -allow-origin origins
 //	GET  /                     the demo page and its files
@@ -45,11 +54,18 @@ func New(logger *slog.Logger, reg sse.Registry, opts Options) *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.Use(recovery(logger), accessLog(logger), cors(opts.AllowOrigins))
 
+	limit := newSubjectLimit(opts.MaxStreamsPerSubject)
+	changes := sameOriginForCookies(opts.AllowOrigins) // for the routes that change state
 	events := r.Group("/event")
-	events.GET("/push", push(logger, reg, opts.Retry))
-	events.POST("/progress", progress(logger, reg, opts.Job, opts.Retry))
-	events.GET("/remove", remove(logger, reg, opts.Retry))
-	events.POST("/drop", drop(logger, reg, opts.Retry))
+	if opts.Auth != nil {
+		events.Use(authenticate(opts.Auth))
+		r.POST("/auth/session", createSession(opts.Auth))
+		r.DELETE("/auth/session", deleteSession)
+	}
+	events.GET("/push", push(logger, reg, limit, opts.Retry))
+	events.POST("/progress", changes, progress(logger, reg, opts.Job, limit, opts.Retry))
+	events.GET("/remove", changes, remove(logger, reg, opts.Retry))
+	events.POST("/drop", changes, drop(logger, reg, opts.Retry))
 	r.GET("/healthz", health(reg))
 
 	// The page is served for whatever path no route claims, so a route

@@ -124,6 +124,8 @@ func (r *Registry) detach(s *source) {
 	if gen == 0 || closed {
 		return // never attached, or the registry is closing
 	}
+	r.renewMu.Lock()
+	defer r.renewMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
 	// Unless it fails, the keys then expire Grace from now; a stream that

@@ -52,6 +52,10 @@ type Registry struct {
 	closeOnce sync.Once
 	appends   chan *appendReq // the runs' events, to appendLoop
 	heard     atomic.Int64    // when the pub/sub connection last had news, in Unix ns
+	// renewMu orders keep's renewals and detach's expiry: a renewal that
+	// read the streams held here before a detach must not land after it,
+	// or the keys would outlive the stream by the hold time, not Grace.
+	renewMu sync.Mutex
 
 	mu      sync.Mutex
 	sources map[string]map[*source]struct{} // streams held here, by client id

@@ -147,6 +147,8 @@ func (r *Registry) keep() {
 // renew is one round of keep's renewals, bounded by every so that it does
 // not hold up the next round's check of the link.
 func (r *Registry) renew(every time.Duration) {
+	r.renewMu.Lock()
+	defer r.renewMu.Unlock()
 	r.mu.Lock()
 	ids := make([]string, 0, len(r.sources))
 	for id := range r.sources {
