@@ -110,6 +110,27 @@ func createSession(v *auth.Verifier) gin.HandlerFunc {
 	}
 }
 
+// session says whether the server wants a token, and who the request's
+// token names: GET /auth/session answers {"auth": "off"} without
+// -auth-secret; with it, {"auth": "on", "subject": ..., "expires": ...} for
+// a valid token (the cookie, say), or 401 as any /event/ route would. The
+// page asks it before it opens a stream.
+func session(v *auth.Verifier) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if v == nil {
+			c.JSON(http.StatusOK, gin.H{"auth": "off"})
+			return
+		}
+		token, _ := auth.FromRequest(c.Request)
+		id, err := v.Verify(token)
+		if err != nil {
+			unauthorized(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"auth": "on", "subject": id.Subject, "expires": id.Expires.UTC().Format(time.RFC3339)})
+	}
+}
+
 // deleteSession clears the session cookie: DELETE /auth/session.
 func deleteSession(c *gin.Context) {
 	http.SetCookie(c.Writer, auth.ClearedCookie(c.Request))

@@ -182,6 +182,7 @@ func testSessionCookie(t *testing.T, s *server) {
 		resp := s.do(t, http.MethodPost, "/auth/session", nil, header)
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a session needs a valid Bearer token")
 	}
+	assert.Equal(t, http.StatusUnauthorized, s.do(t, http.MethodGet, "/auth/session", nil, nil).StatusCode)
 	resp := s.do(t, http.MethodPost, "/auth/session", nil, bearer(tok))
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "alice", decode(t, resp)["subject"])
@@ -231,6 +232,9 @@ func testSessionCookie(t *testing.T, s *server) {
 	evilBearer.Set("Origin", "https://evil.example")
 	assert.Equal(t, http.StatusNotFound, s.do(t, http.MethodGet, "/event/remove?id=a", nil, evilBearer).StatusCode,
 		"a Bearer token is no cookie: no browser sends it on its own")
+
+	info := decode(t, s.do(t, http.MethodGet, "/auth/session", nil, cookie))
+	assert.Equal(t, map[string]any{"auth": "on", "subject": "alice", "expires": c.Expires.UTC().Format(time.RFC3339)}, info)
 
 	// The token header, as event-source-polyfill sends it.
 	s.open(t, "b", "", http.Header{"Token": {tok}})

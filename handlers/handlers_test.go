@@ -385,6 +385,10 @@ func TestPageAndHealth(t *testing.T) {
 	resp = s.do(t, http.MethodGet, "/healthz", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "ok", decode(t, resp)["status"])
+
+	resp = s.do(t, http.MethodGet, "/auth/session", nil, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, map[string]any{"auth": "off"}, decode(t, resp), "no token is needed")
 }
 
 // TestPageIsGzippedStreamsAreNot: the page and its files are compressed for

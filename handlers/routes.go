@@ -44,6 +44,7 @@ type Options struct {
 //	POST /event/progress       {"id": ID} starts a run
 //	GET  /event/remove?id=ID   forgets the client
 //	POST /event/drop?id=ID     drops the client's stream; it reconnects and resumes
+//	GET  /auth/session         whether a token is needed, and whom the request's names
 //	POST /auth/session         with -auth-secret: a Bearer token becomes the session cookie
 //	DELETE /auth/session       clears it
 //	GET  /healthz              200 while the server serves, 503 when it cannot
@@ -57,6 +58,7 @@ func New(logger *slog.Logger, reg sse.Registry, opts Options) *gin.Engine {
 	limit := newSubjectLimit(opts.MaxStreamsPerSubject)
 	changes := sameOriginForCookies(opts.AllowOrigins) // for the routes that change state
 	events := r.Group("/event")
+	r.GET("/auth/session", session(opts.Auth))
 	if opts.Auth != nil {
 		events.Use(authenticate(opts.Auth))
 		r.POST("/auth/session", createSession(opts.Auth))

@@ -35,6 +35,10 @@
       modePost: "fetch · the stream is the answer to the POST",
       tally: "{updates} updates · {missing} missing · {repeated} repeated",
       failure: "Error: {message}",
+      signedIn: "Signed in as {subject} until {until}.",
+      tokenNeeded: "A token is needed: {reason}",
+      tokenRefused: "401 · the server refused the token ({reason}): the stream stays closed until you sign in again",
+      resumed: "signed in again: the page reopens the stream after id {id}",
     },
     "zh-CN": {
       switchTo: "English",
@@ -61,6 +65,10 @@
       modePost: "fetch · 流就是 POST 的响应",
       tally: "{updates} 个 update · 缺失 {missing} · 重复 {repeated}",
       failure: "出错：{message}",
+      signedIn: "已登录为 {subject}，有效期到 {until}。",
+      tokenNeeded: "需要 token：{reason}",
+      tokenRefused: "401 · 服务器拒绝了 token（{reason}）：重新登录之前，流保持关闭",
+      resumed: "已重新登录：页面从 id {id} 之后重新打开流",
     },
   };
 
@@ -97,6 +105,11 @@
   const tally = $("#tally");
   const message = $("#message");
   const frames = $("#frames");
+  const authBox = $("#auth");
+  const tokenInput = $("#token");
+  const signInButton = $("#sign-in");
+  const signOutButton = $("#sign-out");
+  const who = $("#who");
 
   const showLanguage = () => {
     document.documentElement.lang = lang;
@@ -114,8 +127,14 @@
     showLanguage();
   });
 
-  // A fresh client id per page, as the Koa demo does.
-  const id = String(Date.now());
+  // A fresh client id per page, as the Koa demo has, but one nobody can
+  // guess (without a token, the id is all that keeps a stranger from this
+  // client's stream): a random integer below 2^53, so that it stays exact
+  // as the Number the POST body carries.
+  const id = (() => {
+    const [hi, lo] = crypto.getRandomValues(new Uint32Array(2));
+    return String((hi & 0x1fffff) * 2 ** 32 + lo);
+  })();
   const pushURL = `/event/push?id=${encodeURIComponent(id)}`;
   $("#client-id").textContent = id;
   for (const el of document.querySelectorAll(".curl")) {
@@ -192,6 +211,12 @@
   let previousId = null; // the id of the last event, as a number
   let lostAt = null; // when the stream was lost, until it is back
   let reconnectCount = 0;
+  // With a server that wants a token: authOn; the token pasted, which the
+  // fetch mode sends as Bearer (EventSource sends the session cookie); and
+  // whether the page waits for a sign-in before it reads the run again.
+  let authOn = false;
+  let token = null;
+  let waitingForToken = false;
 
   const readyState = () => (mode === "get" ? es?.readyState ?? EventSource.CLOSED : fetchState);
 
@@ -205,6 +230,9 @@
     say(button, ranOnce ? "again" : "start");
     dropButton.disabled = readyState() !== EventSource.OPEN;
     for (const input of modeInputs) input.disabled = running;
+    if (authOn && waitingForToken) button.disabled = true;
+    authBox.hidden = !authOn;
+    signOutButton.hidden = waitingForToken;
   };
 
   const showCount = (n) => {
@@ -279,11 +307,13 @@
     running = false;
   };
 
-  // connect opens the EventSource. After a dropped connection the browser
-  // reconnects by itself, sending Last-Event-ID; after "close" the page
-  // closes the EventSource, or the browser would reconnect.
-  const connect = () => {
-    es = new EventSource(pushURL);
+  // connect opens the EventSource, after the event last if given. After a
+  // dropped connection the browser reconnects by itself, sending
+  // Last-Event-ID; after "close" the page closes the EventSource, or the
+  // browser would reconnect. A new EventSource cannot set that header, so
+  // a page that reopens its stream to resume names the id in the query.
+  const connect = (last = null) => {
+    es = new EventSource(last === null ? pushURL : `${pushURL}&lastEventId=${last}`);
     showState();
     es.addEventListener("open", () => {
       noteOpen();
@@ -291,8 +321,13 @@
     });
     es.addEventListener("error", () => {
       if (es.readyState === EventSource.CLOSED) {
-        running = false;
-        showMark("error", "failed");
+        // EventSource does not say why; with a token, ask the server.
+        if (authOn) {
+          checkToken();
+        } else {
+          running = false;
+          showMark("error", "failed");
+        }
       } else if (lostAt === null) {
         lostAt = performance.now();
         showMark("error", "lost");
@@ -386,6 +421,7 @@
     try {
       const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
       if (previousId !== null) headers["Last-Event-ID"] = String(previousId);
+      if (token) headers.Authorization = `Bearer ${token}`;
       const res = await fetch("/event/progress", {
         method: "POST",
         headers,
@@ -396,6 +432,12 @@
         showMark("closed", "finished");
         running = false;
         ended = "204";
+      } else if (res.status === 401) {
+        const reply = await res.json().catch(() => ({}));
+        refused(reply.error || res.statusText);
+        fetchState = EventSource.CLOSED;
+        showState();
+        return;
       } else if (!res.ok) {
         const reply = await res.json().catch(() => ({}));
         throw new Error(`${res.status} ${reply.error || res.statusText}`);
@@ -454,11 +496,9 @@
 
   // post sends a request and fails with the server's JSON error, if any.
   const post = async (url, body) => {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: body ? { "Content-Type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : null,
-    });
+    const headers = body ? { "Content-Type": "application/json" } : {};
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const res = await fetch(url, { method: "POST", headers, body: body ? JSON.stringify(body) : null });
     if (!res.ok) {
       const reply = await res.json().catch(() => ({}));
       throw new Error(`${res.status} ${reply.error || res.statusText}`);
@@ -534,6 +574,77 @@
     showState();
   };
 
+  // The token, with a server that wants one.
+
+  // refused notes a 401: the page reads nothing more until a sign-in.
+  const refused = (reason) => {
+    waitingForToken = true;
+    showMark("error", "tokenRefused", { reason });
+    say(who, "tokenNeeded", { reason });
+    showState();
+  };
+
+  // checkToken asks the server whether the session still holds, after an
+  // EventSource gave up: a 401 is the likely reason.
+  const checkToken = async () => {
+    const res = await fetch("/auth/session");
+    if (res.status === 401) {
+      const reply = await res.json().catch(() => ({}));
+      refused(reply.error || res.statusText);
+      return;
+    }
+    running = false;
+    showMark("error", "failed");
+    showState();
+  };
+
+  const signedIn = (info) => {
+    waitingForToken = false;
+    say(who, "signedIn", { subject: info.subject, until: new Date(info.expires).toLocaleTimeString() });
+    showState();
+  };
+
+  // signIn turns the pasted token into the session cookie, and then reads
+  // the run again where it was: a stream ended by an expired token resumes
+  // with every count once.
+  const signIn = async () => {
+    const pasted = tokenInput.value.trim();
+    const res = await fetch("/auth/session", { method: "POST", headers: { Authorization: `Bearer ${pasted}` } });
+    const reply = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      say(who, "tokenNeeded", { reason: reply.error || res.statusText });
+      return;
+    }
+    token = pasted;
+    const wasWaiting = waitingForToken;
+    signedIn(reply);
+    if (mode === "get") {
+      if (!es || es.readyState === EventSource.CLOSED) {
+        if (wasWaiting && previousId !== null && running) showMark("open", "resumed", { id: previousId });
+        connect(running ? previousId : null);
+      }
+    } else if (running && fetchState === EventSource.CLOSED) {
+      showMark("open", "resumed", { id: previousId ?? "–" });
+      postStream();
+    }
+  };
+
+  const signOut = async () => {
+    await fetch("/auth/session", { method: "DELETE" });
+    token = null;
+    es?.close();
+    abortFetch?.();
+    fetchState = EventSource.CLOSED;
+    running = false;
+    refused("signed out");
+  };
+
+  signInButton.addEventListener("click", signIn);
+  signOutButton.addEventListener("click", signOut);
+  tokenInput.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") signIn();
+  });
+
   button.addEventListener("click", start);
   dropButton.addEventListener("click", drop);
   for (const input of modeInputs) {
@@ -550,6 +661,23 @@
     fetch(`/event/remove?id=${encodeURIComponent(id)}`, { keepalive: true }).catch(() => {});
   });
 
+  // Before it opens a stream, the page asks whether the server wants a
+  // token, and whether this browser's session cookie still holds one.
   showLanguage();
-  connect();
+  (async () => {
+    const res = await fetch("/auth/session").catch(() => null);
+    const reply = res ? await res.json().catch(() => ({})) : {};
+    if (res?.status === 401) {
+      authOn = true;
+      waitingForToken = true;
+      say(who, "tokenNeeded", { reason: reply.error || res.statusText });
+      showState();
+      return;
+    }
+    if (reply.auth === "on") {
+      authOn = true;
+      signedIn(reply);
+    }
+    connect();
+  })();
 })();
