@@ -163,7 +163,7 @@ type durationFlag struct {
 func (c *config) durations() []durationFlag {
 	return []durationFlag{
 		{"tick", "TICK", "time between two updates of a run", &c.progress.Tick},
-		{"retry", "RETRY", "reconnection delay sent to clients in the retry field", &c.registry.Retry},
+		{"retry", "RETRY", "mean reconnection delay sent in the retry field; each stream draws one from [retry/2, 3*retry/2)", &c.registry.Retry},
 		{"heartbeat", "HEARTBEAT", "interval of comment lines on an idle stream", &c.registry.Heartbeat},
 		{"grace", "GRACE", "how long a client whose stream is gone is kept, so it can reconnect and resume", &c.registry.Grace},
 		{"write-timeout", "WRITE_TIMEOUT", "deadline of each write to a stream; a client that stops reading is dropped", &c.registry.WriteTimeout},

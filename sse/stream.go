@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -92,7 +93,19 @@ func (s *Stream) EndWithGap(reason string) {
 	}
 }
 
-// Serve writes the stream to w: the headers and the retry field at once, then
+// Jitter returns a reconnection delay drawn uniformly from [d/2, 3d/2), the
+// retry a stream sends: when a server restarts, every stream breaks in the
+// same moment, and with one retry for all every browser would come back in
+// the same moment again. d stays the mean.
+func Jitter(d time.Duration) time.Duration {
+	if d < 2 {
+		return d
+	}
+	return d/2 + rand.N(d) // math/rand/v2: per-goroutine state, no lock
+}
+
+// Serve writes the stream to w: the headers and the retry field (see
+// Jitter) at once, then
 // the client's events as they are published, and a comment line whenever the
 // stream has been quiet for Config.Heartbeat.
 //
@@ -127,7 +140,7 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	s.buf = make([]byte, 0, 256)
 	// The headers alone may sit in a buffer; the first line makes the
 	// browser's open event fire before there is any event to send.
-	if err := write(AppendRetry(s.buf, cfg.Retry)); err != nil {
+	if err := write(AppendRetry(s.buf, Jitter(cfg.Retry))); err != nil {
 		return err
 	}
 

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,8 +53,8 @@ func TestServeWritesHeadersRetryEventsAndEnds(t *testing.T) {
 
 	// The retry block arrives before any event exists.
 	br := bufio.NewReader(resp.Body)
-	if line := readLine(t, br); line != "retry: 1500\n" {
-		t.Errorf("first line %q", line)
+	if line := readLine(t, br); !retryLine(line) {
+		t.Errorf("first line %q, want a retry: around 1500", line)
 	}
 
 	if err := reg.Start(t.Context(), "a", ssetest.Updates(3)); err != nil {
@@ -107,8 +109,8 @@ func TestServeResumesFromHeaderOrQuery(t *testing.T) {
 			if !reflect.DeepEqual(events, want) {
 				t.Errorf("events %+v, want %+v", events, want)
 			}
-			if st.Reader().Retry != 1500 {
-				t.Errorf("retry %d", st.Reader().Retry)
+			if r := st.Reader().Retry; r < 750 || r >= 2250 {
+				t.Errorf("retry %d, want [750, 2250)", r)
 			}
 		})
 	}
@@ -119,9 +121,48 @@ func TestServeSendsHeartbeatsWhenIdle(t *testing.T) {
 	cfg.Heartbeat = 10 * time.Millisecond
 	_, srv := serveMemory(t, cfg)
 	br := bufio.NewReader(srv.Get(t, "a", "").Body)
-	for _, want := range []string{"retry: 1500\n", "\n", ": ping\n", "\n", ": ping\n", "\n"} {
+	if line := readLine(t, br); !retryLine(line) {
+		t.Fatalf("first line %q", line)
+	}
+	for _, want := range []string{"\n", ": ping\n", "\n", ": ping\n", "\n"} {
 		if line := readLine(t, br); line != want {
 			t.Fatalf("line %q, want %q", line, want)
+		}
+	}
+}
+
+// retryLine reports whether line is the retry field of ssetest.Config's
+// 1500 ms, jittered.
+func retryLine(line string) bool {
+	ms, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "retry: ")
+	n, err := strconv.Atoi(ms)
+	return ok && err == nil && n >= 750 && n < 2250
+}
+
+// TestServeJittersRetry: each stream's retry is drawn from [retry/2,
+// 3·retry/2), so that browsers cut at once do not come back at once.
+func TestServeJittersRetry(t *testing.T) {
+	_, srv := serveMemory(t, ssetest.Config())
+	seen := map[int64]bool{}
+	for i := range 20 {
+		st := srv.Open(t, strconv.Itoa(i), "")
+		r := st.Reader()
+		// The retry block comes first; reading any event would wait,
+		// so the first block is read by hand through the reader.
+		if _, _, err := r.NextBlock(); err != nil {
+			t.Fatal(err)
+		}
+		if r.Retry < 750 || r.Retry >= 2250 {
+			t.Fatalf("retry %d, want [750, 2250)", r.Retry)
+		}
+		seen[r.Retry] = true
+	}
+	if len(seen) < 10 {
+		t.Errorf("20 streams sent only %d different retries: %v", len(seen), seen)
+	}
+	for _, d := range []time.Duration{0, 1, 2 * time.Millisecond, time.Hour} {
+		if j := sse.Jitter(d); j < d/2 || (d >= 2 && j >= d*3/2) {
+			t.Errorf("Jitter(%s) = %s", d, j)
 		}
 	}
 }

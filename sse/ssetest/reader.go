@@ -61,6 +61,22 @@ func (r *Reader) Next() (Event, error) {
 	}
 }
 
+// NextBlock reads up to the next blank line, applying each field as Next
+// does, and returns the event it dispatches, if any: ok is false for a
+// block with no data, such as the retry block a stream starts with.
+func (r *Reader) NextBlock() (ev Event, ok bool, err error) {
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			return Event{}, false, err
+		}
+		ev, ok := r.processLine(line)
+		if line == "" {
+			return ev, ok, nil
+		}
+	}
+}
+
 // readLine returns the next line without its line ending. A final line with
 // no line ending is incomplete and reported as io.EOF.
 func (r *Reader) readLine() (string, error) {
