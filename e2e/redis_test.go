@@ -16,8 +16,9 @@ import (
 // its stream there; its run is started through B, as curl does in the
 // README, and every count reaches the page.
 //
-// Then Redis goes away mid-run: the page shows the gap event, and once
-// Redis is back a click starts a run that completes.
+// Then Redis goes away mid-run: the page shows the gap event; once Redis is
+// back, empty, the reconnect opens with a gap (unknown client), and a
+// click starts a run that completes.
 func TestRunStartedThroughAnotherInstance(t *testing.T) {
 	redis := redistest.Start(t)
 	a := startServer(t, "-redis", redis.URL(), "-tick", "60ms")
@@ -55,6 +56,9 @@ func TestRunStartedThroughAnotherInstance(t *testing.T) {
 	redis.Restart()
 	a.waitHealthy(t)
 	b.waitHealthy(t)
+	// Redis came back empty: the browser's reconnect names an id of a
+	// client the registry no longer knows, and the stream says so first.
+	p.waitFor(t, `[...document.querySelectorAll("#frames .mark-gap")].some((m) => m.textContent.includes("cannot resume after id"))`)
 	p.waitFor(t, `document.querySelector("#state").dataset.state === "OPEN" && !document.querySelector("#sse").disabled`)
 	p.do(t, chromedp.Click("#sse"))
 	p.waitFor(t, `document.querySelector(".progress").textContent === "100"`)

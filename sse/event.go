@@ -94,23 +94,38 @@ func (e Entry) appendTo(dst []byte, seq uint64) []byte {
 }
 
 // GapEvent is the name of the event that tells a client that events after
-// its last id may be missing, and no server can send them: a stream ends
-// with one when its registry has lost track of the client's events, as a
-// registry shared through a store does when its link to the store breaks.
-// Its data is GapData of the reason. It has no id, so the browser's
-// Last-Event-ID stays that of the last event it got, and it comes back with
-// that.
+// an id may be missing, and no server can send them. A stream starts with
+// one when the client's Last-Event-ID is one the registry cannot continue
+// from, and then goes on; it ends with one when its registry has lost track
+// of the client's events, as a registry shared through a store does when
+// its link to the store breaks. Its data is GapData. It has no id, so the
+// browser's Last-Event-ID stays that of the last event it got.
 const GapEvent = "gap"
 
-// ReasonLost is the reason a gap event gives when the registry lost the
-// client's events.
-const ReasonLost = "the registry lost its events; later ones may be missing"
+// The reasons a gap event gives.
+const (
+	// ReasonUnknownClient: the client's Last-Event-ID names a client this
+	// registry does not know (a restart, or Grace ran out).
+	ReasonUnknownClient = "unknown client"
+	// ReasonNotKept: the events after the client's Last-Event-ID are no
+	// longer kept (a later run replaced them).
+	ReasonNotKept = "the events after that id are no longer kept"
+	// ReasonAhead: the client's Last-Event-ID is above any id this
+	// registry sent the client; its ids go on from there.
+	ReasonAhead = "the id is ahead of this server's"
+	// ReasonLost: the registry lost the client's events, as a registry
+	// shared through a store does when its link to it breaks.
+	ReasonLost = "the registry lost its events; later ones may be missing"
+)
 
-// GapData returns the data of a gap event: {"reason": reason}.
-func GapData(reason string) string {
+// GapData returns the data of a gap event: {"reason": reason,
+// "last_event_id": id}, where id, if not 0, is the last event the client
+// is known to have: the one it sent, or the last the stream wrote.
+func GapData(reason string, lastEventID uint64) string {
 	b, _ := json.Marshal(struct {
-		Reason string `json:"reason"`
-	}{reason}) // a struct of one string always marshals
+		Reason      string `json:"reason"`
+		LastEventID uint64 `json:"last_event_id,omitempty"`
+	}{reason, lastEventID}) // a string and a number always marshal
 	return string(b)
 }
 

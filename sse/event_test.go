@@ -97,11 +97,18 @@ func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 
 func TestGapData(t *testing.T) {
 	t.Parallel()
-	if got, want := sse.GapData(sse.ReasonLost), `{"reason":"`+sse.ReasonLost+`"}`; got != want {
-		t.Errorf("GapData = %s, want %s", got, want)
-	}
-	if got, want := sse.GapData(`a "quoted" <reason>`), `{"reason":"a \"quoted\" \u003creason\u003e"}`; got != want {
-		t.Errorf("GapData = %s, want %s", got, want)
+	for _, tc := range []struct {
+		reason string
+		id     uint64
+		want   string
+	}{
+		{sse.ReasonLost, 0, `{"reason":"` + sse.ReasonLost + `"}`},
+		{sse.ReasonUnknownClient, 41, `{"reason":"unknown client","last_event_id":41}`},
+		{`a "quoted" <reason>`, 1<<53 - 1, `{"reason":"a \"quoted\" \u003creason\u003e","last_event_id":9007199254740991}`},
+	} {
+		if got := sse.GapData(tc.reason, tc.id); got != tc.want {
+			t.Errorf("GapData = %s, want %s", got, tc.want)
+		}
 	}
 }
 

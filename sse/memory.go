@@ -132,7 +132,7 @@ func (m *MemoryRegistry) Attach(_ context.Context, id string, lastEventID uint64
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	c, err := m.client(id, lastEventID)
+	c, isNew, err := m.client(id, lastEventID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -141,7 +141,12 @@ func (m *MemoryRegistry) Attach(_ context.Context, id string, lastEventID uint64
 	case c.finished && lastEventID >= c.next-1:
 		return nil, nil, ErrFinished
 	case lastEventID > 0:
-		cursor = lastEventID + 1
+		gap := m.resumeGap(c, isNew, lastEventID)
+		s, detach := m.attach(c, max(lastEventID+1, c.first()))
+		if gap != "" {
+			s.StartWithGap(gap, lastEventID)
+		}
+		return s, detach, nil
 	case c.finished && c.finalSent:
 		// A fresh EventSource (no Last-Event-ID) for a client whose run
 		// has been delivered in full: nothing to replay, wait for the
@@ -161,40 +166,70 @@ func (m *MemoryRegistry) AttachRun(_ context.Context, id string, lastEventID uin
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
-	c, err := m.client(id, lastEventID)
+	c, isNew, err := m.client(id, lastEventID)
 	if err != nil {
 		return nil, nil, err
 	}
-	if lastEventID > 0 && (c.going() || c.finished) {
-		if c.finished && lastEventID >= c.next-1 {
-			return nil, nil, ErrFinished
-		}
-		s, detach := m.attach(c, lastEventID+1)
-		return s, detach, nil
-	}
-	if c.going() {
+	resume := lastEventID > 0 && (c.going() || c.finished)
+	switch {
+	case resume && c.finished && lastEventID >= c.next-1:
+		return nil, nil, ErrFinished
+	case !resume && c.going():
 		return nil, nil, ErrRunning
 	}
-	m.start(c, fn)
-	s, detach := m.attach(c, c.first())
+	var gap string
+	if lastEventID > 0 {
+		gap = m.resumeGap(c, isNew, lastEventID)
+	}
+	if !resume {
+		m.start(c, fn)
+	}
+	s, detach := m.attach(c, max(lastEventID+1, c.first()))
+	if gap != "" {
+		s.StartWithGap(gap, lastEventID)
+	}
 	return s, detach, nil
 }
 
-// client returns the client id, made if it is new with its numbering going
-// on from lastEventID, for a stream to attach to. The caller holds m.mu.
-func (m *MemoryRegistry) client(id string, lastEventID uint64) (*client, error) {
-	if m.closed {
-		return nil, ErrClosed
+// resumeGap says why a stream of c cannot continue from lastEventID, or
+// "" if it can: c is new (the registry forgot it, or never knew it), the
+// events after the id are no longer kept, or the id is ahead of c's, whose
+// numbering then goes on from it, so that ids never go backwards. The
+// caller holds m.mu, and has answered a finished run that the id has seen
+// whole.
+func (m *MemoryRegistry) resumeGap(c *client, isNew bool, lastEventID uint64) string {
+	switch {
+	case isNew:
+		return ReasonUnknownClient
+	case lastEventID >= c.next:
+		// The events logged so far go: the stream is ahead of them, and
+		// a run that goes on numbers its next events from the id on.
+		c.log = make([]Entry, 0, cap(c.log))
+		c.next = lastEventID + 1
+		return ReasonAhead
+	case lastEventID+1 < c.first():
+		return ReasonNotKept
 	}
-	c := m.clients[id]
+	return ""
+}
+
+// client returns the client id, made if it is new (isNew) with its
+// numbering going on from lastEventID, for a stream to attach to. The
+// caller holds m.mu.
+func (m *MemoryRegistry) client(id string, lastEventID uint64) (c *client, isNew bool, err error) {
+	if m.closed {
+		return nil, false, ErrClosed
+	}
+	c = m.clients[id]
 	if (c == nil || c.stream == nil) && m.streams >= m.cfg.MaxStreams {
-		return nil, ErrTooManyStreams
+		return nil, false, ErrTooManyStreams
 	}
 	if c == nil {
 		c = &client{id: id, next: lastEventID + 1}
 		m.clients[id] = c
+		isNew = true
 	}
-	return c, nil
+	return c, isNew, nil
 }
 
 // attach makes c's stream, starting at event cursor, in place of the one

@@ -3,8 +3,8 @@ package sse
 import (
 	"context"
 	"errors"
-	"net/http"
 	"math/rand/v2"
+	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -51,6 +51,11 @@ type Stream struct {
 	gone  chan struct{}
 	ended atomic.Bool
 	gap   string
+	// opening is the reason of a StartWithGap, written before any event;
+	// last is the id of the last event the client has: the one it sent,
+	// then each one written. Only Serve uses them once it runs.
+	opening string
+	last    uint64
 	// buf is reused for every write, so a stream in its steady state
 	// encodes and writes events without allocating. Only Serve uses it.
 	buf []byte
@@ -73,6 +78,19 @@ func (s *Stream) Wake() {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// StartWithGap makes the stream start with a gap event (see GapEvent) that
+// gives reason and lastEventID, the id the client sent: the registry
+// cannot continue from it. The registry calls it before it hands the
+// stream over; the stream then goes on as any other.
+func (s *Stream) StartWithGap(reason string, lastEventID uint64) {
+	s.opening, s.last = reason, lastEventID
+}
+
+// OpensWithGap reports whether the stream starts with a gap event, and why.
+func (s *Stream) OpensWithGap() (reason string, ok bool) {
+	return s.opening, s.opening != ""
 }
 
 // End tells Serve to return, without a final event: the browser
@@ -140,11 +158,22 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	s.buf = make([]byte, 0, 256)
 	// The headers alone may sit in a buffer; the first line makes the
 	// browser's open event fire before there is any event to send.
-	if err := write(AppendRetry(s.buf, Jitter(cfg.Retry))); err != nil {
+	if err := write(s.hello()); err != nil {
 		return err
 	}
 
 	return s.loop(ctx, write)
+}
+
+// hello is the stream's first write: the retry field, and the opening gap
+// if there is one. It is a function of its own, like loop, to keep Serve's
+// frame small.
+func (s *Stream) hello() []byte {
+	buf := AppendRetry(s.buf, Jitter(s.cfg.Retry))
+	if s.opening != "" {
+		buf = appendEvent(buf, GapEvent, "", GapData(s.opening, s.last))
+	}
+	return buf
 }
 
 // loop writes the stream's events and heartbeats until it ends; see Serve.
@@ -176,6 +205,7 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 					return err
 				}
 			}
+			s.last = seq + uint64(len(events)) - 1
 			if final {
 				s.src.Delivered(seq + uint64(len(events)) - 1)
 				return nil
@@ -188,7 +218,7 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 			return nil
 		case <-s.gone:
 			if s.gap != "" {
-				return write(appendEvent(s.buf, GapEvent, "", GapData(s.gap)))
+				return write(appendEvent(s.buf, GapEvent, "", GapData(s.gap, s.last)))
 			}
 			return nil
 		case <-s.wake:

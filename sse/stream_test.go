@@ -213,7 +213,7 @@ func TestServeEndsWithGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ssetest.Event{{Type: sse.GapEvent, Data: sse.GapData(sse.ReasonLost)}}
+	want := []ssetest.Event{{Type: sse.GapEvent, Data: sse.GapData(sse.ReasonLost, 0)}}
 	if !reflect.DeepEqual(events, want) || r.LastEventID != "" {
 		t.Errorf("events %+v, last id %q; want %+v and none", events, r.LastEventID, want)
 	}

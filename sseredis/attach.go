@@ -12,7 +12,7 @@ import (
 // MaxStreams counts the streams of this instance; a client that already has
 // a stream here is let in over it.
 func (r *Registry) Attach(ctx context.Context, id string, lastEventID uint64) (*sse.Stream, func(), error) {
-	s, detach, _, err := r.open(ctx, id, func(ctx context.Context) ([]any, error) {
+	s, detach, _, err := r.open(ctx, id, lastEventID, func(ctx context.Context) ([]any, error) {
 		return r.scripts.attach.Run(ctx, r.rdb, []string{hashKey(id), logKey(id)},
 			lastEventID, r.hold().Milliseconds(), channel(id)).Slice()
 	})
@@ -30,14 +30,14 @@ func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64,
 	r.mu.Lock()
 	token := r.token()
 	r.mu.Unlock()
-	s, detach, res, err := r.open(ctx, id, func(ctx context.Context) ([]any, error) {
+	s, detach, res, err := r.open(ctx, id, lastEventID, func(ctx context.Context) ([]any, error) {
 		return r.scripts.attachRun.Run(ctx, r.rdb, []string{hashKey(id), logKey(id), runKey(id)},
 			lastEventID, r.hold().Milliseconds(), channel(id), token, r.lease.Milliseconds()).Slice()
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if started, _ := res[4].(int64); started == 1 {
+	if started, _ := res[5].(int64); started == 1 {
 		if err := r.launch(ctx, id, token, fn); err != nil {
 			detach()
 			return nil, nil, err
@@ -49,8 +49,8 @@ func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64,
 // open registers a stream of client id, subscribes to the client's channel
 // and then runs script, which attaches the stream in Redis and answers as
 // lua/attach.lua does, or {-1} for sse.ErrRunning; it hands the stream the
-// logged events, and returns the script's answer too.
-func (r *Registry) open(ctx context.Context, id string, script func(context.Context) ([]any, error)) (*source, func(), []any, error) {
+// logged events and its opening gap, and returns the script's answer too.
+func (r *Registry) open(ctx context.Context, id string, lastEventID uint64, script func(context.Context) ([]any, error)) (*source, func(), []any, error) {
 	r.mu.Lock()
 	if err := r.usable(); err != nil {
 		r.mu.Unlock()
@@ -99,6 +99,9 @@ func (r *Registry) open(ctx context.Context, id string, script func(context.Cont
 	logged, err := parseEntries(res[3])
 	if err != nil {
 		return fail(err)
+	}
+	if code, _ := res[4].(int64); gapReason(code) != "" {
+		s.stream.StartWithGap(gapReason(code), lastEventID)
 	}
 
 	r.mu.Lock()

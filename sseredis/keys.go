@@ -48,6 +48,20 @@ const (
 	msgDropped  = 'd' // its stream ends, as a dropped connection would
 )
 
+// gapReason is the reason of a gap code of lua/lib.lua's resume_gap, or ""
+// for none.
+func gapReason(code int64) string {
+	switch code {
+	case 1:
+		return sse.ReasonUnknownClient
+	case 2:
+		return sse.ReasonNotKept
+	case 3:
+		return sse.ReasonAhead
+	}
+	return ""
+}
+
 // loggedEvent is an event read from a client's log or channel.
 type loggedEvent struct {
 	seq   uint64

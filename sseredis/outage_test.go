@@ -56,14 +56,16 @@ func TestRedisRestart(t *testing.T) {
 	rest := st.Rest(t) // ends at EOF, with no error
 	require.NotEmpty(t, rest)
 	gap := rest[len(rest)-1]
-	assert.Equal(t, ssetest.Event{Type: sse.GapEvent, ID: st.LastEventID(), Data: sse.GapData(sse.ReasonLost)}, gap,
-		"the stream ends with a gap event that keeps the last id")
+	lastSeen, err := strconv.ParseUint(st.LastEventID(), 10, 64)
+	require.NoError(t, err)
+	assert.Equal(t, ssetest.Event{Type: sse.GapEvent, ID: st.LastEventID(), Data: sse.GapData(sse.ReasonLost, lastSeen)}, gap,
+		"the stream ends with a gap event that keeps the last id, and names it")
 	events = append(events, rest[:len(rest)-1]...)
 	for _, in := range c {
 		require.Eventually(t, func() bool { return !in.healthy(t) }, 5*time.Second, 10*time.Millisecond)
 		assert.Contains(t, in.log.String(), "redis link lost")
 	}
-	_, _, err := b.Attach(t.Context(), "a", 1)
+	_, _, err = b.Attach(t.Context(), "a", 1)
 	assert.ErrorIs(t, err, sse.ErrUnavailable)
 	assert.ErrorIs(t, a.Start(t.Context(), "a", ssetest.Updates(1)), sse.ErrUnavailable)
 
@@ -74,16 +76,18 @@ func TestRedisRestart(t *testing.T) {
 	}
 	assert.Equal(t, 0, b.Stats().Runs, "the run stopped with the outage")
 
-	// Redis came back empty: the run is lost. The client reconnects,
-	// gets nothing twice, and starts the next run.
+	// Redis came back empty: the run is lost, and the reconnect says so
+	// with a gap event before anything else. Then the next run, nothing
+	// twice, its ids going on from the last one the client saw.
 	last := st.LastEventID()
 	st = b.srv.Open(t, "a", last)
 	require.NoError(t, a.Start(t.Context(), "a", ssetest.Updates(21)))
 	next := st.Rest(t)
+	require.NotEmpty(t, next)
+	assert.Equal(t, ssetest.Event{Type: sse.GapEvent, Data: sse.GapData(sse.ReasonUnknownClient, lastSeen)}, next[0])
+	next = next[1:]
 	assert.Len(t, counts(t, next), 21)
-	lastID, err := strconv.Atoi(last)
-	require.NoError(t, err)
-	assert.Equal(t, strconv.Itoa(lastID+1), next[0].ID, "ids go on from the last one the client saw")
+	assert.Equal(t, strconv.FormatUint(lastSeen+1, 10), next[0].ID, "ids go on from the last one the client saw")
 
 	seen := counts(t, events)
 	require.NotEmpty(t, seen)

@@ -64,6 +64,15 @@ func wantUpdates(t *testing.T, events []Event, updates int, final bool) {
 	}
 }
 
+// wantGap checks that ev is a gap event for reason and the id the client
+// sent.
+func wantGap(t *testing.T, ev Event, reason string, lastEventID uint64) {
+	t.Helper()
+	if ev.Type != sse.GapEvent || ev.Data != sse.GapData(reason, lastEventID) {
+		t.Fatalf("event %+v, want a gap for %q after %d", ev, reason, lastEventID)
+	}
+}
+
 // eventually polls cond until it holds, for up to 10 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

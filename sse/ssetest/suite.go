@@ -38,6 +38,7 @@ func TestRegistry(t *testing.T, newRegistry NewRegistry) {
 		{"DropResumes", testDropResumes},
 		{"FinishedRun", testFinishedRun},
 		{"NewClientContinuesNumbering", testNewClientContinuesNumbering},
+		{"Gaps", testGaps},
 		{"MaxStreams", testMaxStreams},
 		{"Grace", testGrace},
 		{"Close", testClose},
@@ -243,15 +244,63 @@ func testFinishedRun(t *testing.T, newRegistry NewRegistry) {
 
 func testNewClientContinuesNumbering(t *testing.T, newRegistry NewRegistry) {
 	reg, srv := serve(t, newRegistry, Config())
-	// Browsers that saw events of an earlier server, up to ids near 2^53.
+	// Browsers that saw events of an earlier server, up to ids near 2^53:
+	// a gap says their events are gone, then the ids go on.
 	for _, last := range []uint64{41, 1<<53 - 10} {
 		id := fmt.Sprint("client-", last)
 		st := srv.Open(t, id, strconv.FormatUint(last, 10))
+		wantGap(t, st.Next(t), sse.ReasonUnknownClient, last)
 		start(t, reg, id, Updates(2))
 		events := st.Rest(t)
 		wantUpdates(t, events, 2, true)
 		wantIDs(t, events, last+1)
 	}
+}
+
+// testGaps: a stream whose Last-Event-ID the registry cannot continue from
+// starts with a gap event that names the id and why, then goes on, its ids
+// never going backwards. A resume the registry can serve whole gets none:
+// every other subtest checks that, since a gap would be an event too many.
+func testGaps(t *testing.T, newRegistry NewRegistry) {
+	cfg := Config()
+	cfg.Grace = 50 * time.Millisecond
+	reg, srv := serve(t, newRegistry, cfg)
+
+	// The log moved on: the client saw id 1 of a run, and the next run
+	// replaced it.
+	st := srv.Open(t, "moved", "")
+	start(t, reg, "moved", Updates(2))
+	st.Rest(t)
+	next := NewScript()
+	start(t, reg, "moved", next.Run)
+	next.Send(t, "update", "0")
+	st = srv.Open(t, "moved", "1")
+	wantGap(t, st.Next(t), sse.ReasonNotKept, 1)
+	if ev := st.Next(t); ev.ID != "4" {
+		t.Errorf("after the gap, %+v; want the run's first event, id 4", ev)
+	}
+	next.Finish(t, "close", "done")
+
+	// Ahead of the registry: the ids go on from the client's.
+	st = srv.Open(t, "ahead", "")
+	run := NewScript()
+	start(t, reg, "ahead", run.Run)
+	run.Send(t, "update", "0")
+	st.Next(t)
+	st = srv.Open(t, "ahead", "10")
+	wantGap(t, st.Next(t), sse.ReasonAhead, 10)
+	run.Send(t, "update", "1")
+	run.Finish(t, "close", "done")
+	events := st.Rest(t)
+	wantIDs(t, events, 11)
+
+	// Forgotten after Grace.
+	srv.Open(t, "gone", "").Drop()
+	eventually(t, "the client is forgotten", func() bool {
+		return errors.Is(reg.Drop(t.Context(), "gone"), sse.ErrUnknownClient)
+	})
+	st = srv.Open(t, "gone", "7")
+	wantGap(t, st.Next(t), sse.ReasonUnknownClient, 7)
 }
 
 func testMaxStreams(t *testing.T, newRegistry NewRegistry) {

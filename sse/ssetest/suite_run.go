@@ -34,8 +34,12 @@ func testAttachRunWholeRun(t *testing.T, newRegistry NewRegistry) {
 	wantIDs(t, events, 1)
 
 	events = attachRun(t, srv, "b", 41, Updates(1)).Rest(t)
-	wantUpdates(t, events, 1, true)
-	wantIDs(t, events, 42)
+	if len(events) == 0 {
+		t.Fatal("no events")
+	}
+	wantGap(t, events[0], sse.ReasonUnknownClient, 41)
+	wantUpdates(t, events[1:], 1, true)
+	wantIDs(t, events[1:], 42)
 }
 
 // testAttachRunWhileRunning: without a lastEventID while a run goes, the

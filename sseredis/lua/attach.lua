@@ -1,12 +1,14 @@
 -- attach.lua registers a stream for a client, creating the client if it is
 -- new, keeps its keys for the hold time, and returns {gen, cursor, finished,
--- events}: the attach's number, the number of the first event to send,
--- whether the run has finished, and the logged events from cursor on. It
--- returns {0} if the client has seen the final event of a finished run.
+-- events, gap}: the attach's number, the number of the first event to send,
+-- whether the run has finished, the logged events from cursor on, and why
+-- the stream cannot continue from lastEventID (see resume_gap). It returns
+-- {0} if the client has seen the final event of a finished run.
 --
 -- KEYS: hash, log. ARGV: lastEventID, hold time in ms, channel.
 local last = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local isNew = redis.call('EXISTS', KEYS[1]) == 0
+if isNew then
 	-- Numbering goes on from the client's last id, as after a restart.
 	redis.call('HSET', KEYS[1], 'next', num(last + 1), 'first', num(last + 1),
 		'finished', '0', 'finalSent', '0', 'gen', '0')
@@ -16,6 +18,10 @@ local nxt, first = tonumber(c[1]), tonumber(c[2])
 local finished, finalSent = c[3] == '1', c[4] == '1'
 if finished and last > 0 and last >= nxt - 1 then
 	return {0}
+end
+local gap = gap_none
+if last > 0 then
+	gap, nxt, first = resume_gap(KEYS[1], KEYS[2], last, nxt, first, isNew)
 end
 local cursor = first
 if last > 0 then
@@ -34,4 +40,4 @@ local events = {}
 if cursor < nxt then
 	events = redis.call('XRANGE', KEYS[2], '0-' .. num(cursor), '+')
 end
-return {gen, cursor, finished and 1 or 0, events}
+return {gen, cursor, finished and 1 or 0, events, gap}

@@ -2,14 +2,15 @@
 -- the client's run after lastEventID if there is one, going or finished,
 -- or else claims a new run for token and attaches the stream at its first
 -- event. The client is made if it is new. It returns {gen, cursor,
--- finished, events, started}: as attach.lua, and started 1 if the caller
--- now owns a new run; {0} if lastEventID names the final event of a
+-- finished, events, gap, started}: as attach.lua, and started 1 if the
+-- caller now owns a new run; {0} if lastEventID names the final event of a
 -- finished run; {-1} if a run is going and there is no lastEventID.
 --
 -- KEYS: hash, log, run. ARGV: lastEventID, hold time in ms, channel,
 -- token, lease in ms.
 local last = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local isNew = redis.call('EXISTS', KEYS[1]) == 0
+if isNew then
 	redis.call('HSET', KEYS[1], 'next', num(last + 1), 'first', num(last + 1),
 		'finished', '0', 'finalSent', '0', 'gen', '0')
 end
@@ -22,6 +23,10 @@ if resume and finished and last >= nxt - 1 then
 end
 if not resume and going then
 	return {-1}
+end
+local gap = gap_none
+if last > 0 then
+	gap, nxt, first = resume_gap(KEYS[1], KEYS[2], last, nxt, first, isNew)
 end
 local cursor, started = nxt, 0
 if resume then
@@ -40,4 +45,4 @@ local events = {}
 if cursor < nxt then
 	events = redis.call('XRANGE', KEYS[2], '0-' .. num(cursor), '+')
 end
-return {gen, cursor, finished and 1 or 0, events, started}
+return {gen, cursor, finished and 1 or 0, events, gap, started}

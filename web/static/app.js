@@ -26,6 +26,7 @@
       finished: "204 · the run is over and the page had all of it: no reconnect",
       gap: "gap · the server lost its registry (Redis): updates after id {id} may be missing, and the run stopped; the browser reconnects, then start again",
       gapFetch: "gap · the server lost its registry (Redis): updates after id {id} may be missing, and the run stopped; start again",
+      gapOpen: "gap · the server cannot resume after id {id} ({reason}): updates after it may be missing; the stream goes on",
       started: "POST /event/progress · the page asks for a run",
       startedFetch: "POST /event/progress · Accept: text/event-stream · the page asks for a run and reads it back",
       dropped: "POST /event/drop · the page asks the server to drop the stream",
@@ -56,6 +57,7 @@
       finished: "204 · 任务已结束，页面已全部收到：不再重连",
       gap: "gap · 服务器失去了它的注册表（Redis）：id {id} 之后的 update 可能丢失，任务已停止；浏览器会重连，之后请重新开始",
       gapFetch: "gap · 服务器失去了它的注册表（Redis）：id {id} 之后的 update 可能丢失，任务已停止；请重新开始",
+      gapOpen: "gap · 服务器无法从 id {id} 之后续传（{reason}）：之后的 update 可能丢失；流继续",
       started: "POST /event/progress · 页面请求开始任务",
       startedFetch: "POST /event/progress · Accept: text/event-stream · 页面请求开始任务并直接读取它的流",
       dropped: "POST /event/drop · 页面请服务器断开这条流",
@@ -211,6 +213,7 @@
   let previousId = null; // the id of the last event, as a number
   let lostAt = null; // when the stream was lost, until it is back
   let reconnectCount = 0;
+  let sinceOpen = 0; // events of the stream since it opened
   // With a server that wants a token: authOn; the token pasted, which the
   // fetch mode sends as Bearer (EventSource sends the session cookie); and
   // whether the page waits for a sign-in before it reads the run again.
@@ -259,6 +262,7 @@
   // event arrives while the stream is down: the last id seen is the one
   // the client sent as Last-Event-ID. Before any event, it sent none.
   const noteOpen = () => {
+    sinceOpen = 0;
     if (lostAt === null) {
       showMark("open", "opened");
       return;
@@ -274,6 +278,7 @@
   // The events of a run, in either mode. e has type, data and lastEventId,
   // as a MessageEvent of EventSource has.
   const onUpdate = (e) => {
+    sinceOpen++;
     noteEvent(e);
     const data = JSON.parse(e.data);
     if (run) {
@@ -285,6 +290,7 @@
     showCount(data.count);
   };
   const onClose = (e) => {
+    sinceOpen++;
     noteEvent(e);
     showTally();
     if (mode === "get") {
@@ -296,14 +302,26 @@
     running = false;
     ranOnce = true;
   };
-  // A server whose registry is shared through Redis ends the stream with
-  // "gap" when it loses Redis: it can no longer tell what was missed. The
-  // event has no id: EventSource reconnects with the last one. The run is
-  // over, but in GET mode the button stays off until the browser has
-  // reconnected (the error event comes next, then the open, or CLOSED).
+  // A gap says that updates after an id may be missing. One that opens a
+  // stream: the server cannot resume from the id the page sent (it
+  // restarted, forgot the client, or has moved on), and the stream goes on;
+  // in GET mode a client the server did not know has no run to come. One
+  // that ends a stream: a server whose registry is shared through Redis
+  // lost Redis, and can no longer tell what was missed. That event has no
+  // id: EventSource reconnects with the last one. The run is over, but in
+  // GET mode the button stays off until the browser has reconnected (the
+  // error event comes next, then the open, or CLOSED).
   const onGap = (e) => {
     showFrame(e);
-    showMark("gap", mode === "get" ? "gap" : "gapFetch", { id: e.lastEventId || "–" });
+    const data = JSON.parse(e.data);
+    const id = String(data.last_event_id ?? (e.lastEventId || "–"));
+    if (sinceOpen === 0) {
+      showMark("gap", "gapOpen", { id, reason: data.reason });
+      if (mode === "get" && data.reason === "unknown client") running = false;
+      showState();
+      return;
+    }
+    showMark("gap", mode === "get" ? "gap" : "gapFetch", { id });
     running = false;
   };
 
