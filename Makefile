@@ -14,7 +14,7 @@ MODULES       := . bench e2e
 ADDR ?= $(if $(PORT),,127.0.0.1:3000)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test test-alone e2e screenshot bench microbench cover fuzz fmt fmt-check vet lint tidy check
+.PHONY: help run run-tls build test test-alone e2e screenshot bench microbench cover fuzz fmt fmt-check vet lint tidy check
 
 # help: list the targets
 help:
@@ -23,6 +23,11 @@ help:
 # run: build, then serve the page at http://127.0.0.1:3000 (make run ADDR=:8080, or PORT=8080 make run); Ctrl-C stops it
 run: build
 	@$(if $(ADDR),ADDR='$(ADDR)' )exec ./$(BIN)
+
+# run-tls: serve HTTPS and HTTP/2 at https://127.0.0.1:3443, with a self-signed certificate it makes in bin/
+run-tls: build
+	@[ -f bin/localhost.crt ] || ./$(BIN) cert -out bin
+	@ADDR='$(or $(TLS_ADDR),127.0.0.1:3443)' exec ./$(BIN) -tls-cert bin/localhost.crt -tls-key bin/localhost.key
 
 # build: build the binary into bin/
 build:

@@ -36,6 +36,8 @@ type config struct {
 	// /event/ route.
 	authSecret           string
 	maxStreamsPerSubject int
+	// tlsCert and tlsKey, both or neither, serve HTTPS, with HTTP/2.
+	tlsCert, tlsKey string
 
 	// from names where each setting came from, for error messages:
 	// "-tick", or "$TICK" for a value from the environment.
@@ -98,6 +100,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&cfg.maxStreamsPerSubject, "max-streams-per-subject", cfg.maxStreamsPerSubject,
 		"with -auth-secret, most streams open at once for one token subject on this instance [$MAX_STREAMS_PER_SUBJECT]")
 	env["max-streams-per-subject"] = "MAX_STREAMS_PER_SUBJECT"
+	fs.StringVar(&cfg.tlsCert, "tls-cert", cfg.tlsCert,
+		"serve HTTPS and HTTP/2 with the certificate in this PEM `file` (with -tls-key) [$TLS_CERT]")
+	env["tls-cert"] = "TLS_CERT"
+	fs.StringVar(&cfg.tlsKey, "tls-key", cfg.tlsKey, "the private key of -tls-cert, a PEM `file` [$TLS_KEY]")
+	env["tls-key"] = "TLS_KEY"
 
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -196,6 +203,9 @@ func (c *config) validate() error {
 	if c.authSecret != "" && len(c.authSecret) < auth.MinSecret {
 		return fmt.Errorf("%s is %d bytes; it must be at least %d (openssl rand -hex 32 makes one)",
 			c.from["auth-secret"], len(c.authSecret), auth.MinSecret)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return fmt.Errorf("%s and %s go together: give both, or neither", c.from["tls-cert"], c.from["tls-key"])
 	}
 	if c.maxStreamsPerSubject <= 0 {
 		return fmt.Errorf("%s must be positive, got %d", c.from["max-streams-per-subject"], c.maxStreamsPerSubject)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,9 +30,12 @@ import (
 
 func main() {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "token" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "token":
 		err = runToken(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "cert":
+		err = runCert(os.Args[1:], os.Stdout, os.Stderr)
+	default:
 		err = run(context.Background(), os.Args, os.Getenv, os.Stderr)
 	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
@@ -100,16 +104,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Streams never go idle, so Shutdown would wait out its whole deadline
 	// for them: ending them is what lets their handlers return.
 	srv.RegisterOnShutdown(reg.Close)
+	if cfg.tlsCert != "" {
+		// With TLS, net/http speaks HTTP/2 (ALPN h2) as well as HTTP/1.1:
+		// every stream of a browser's tabs shares one connection.
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert %s, -tls-key %s: %w", cfg.tlsCert, cfg.tlsKey, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "url", pageURL(ln.Addr()),
+	logger.Info("listening", "addr", ln.Addr().String(), "url", pageURL(ln.Addr(), srv.TLSConfig != nil),
 		"tick", cfg.progress.Tick, "step", cfg.progress.Step, "registry", registryName(cfg), "auth", opts.Auth != nil)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			serveErr <- srv.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 
 	if cfg.pprofAddr != "" {
 		stopProfiles, err := serveProfiles(ctx, cfg.pprofAddr, logger)
@@ -155,7 +174,7 @@ func newRegistry(ctx context.Context, cfg config, logger *slog.Logger) (sse.Regi
 
 // pageURL is a URL of the page that a browser on this machine can open:
 // a listener on every interface is reached through the loopback address.
-func pageURL(addr net.Addr) string {
+func pageURL(addr net.Addr, tls bool) string {
 	host, port := "127.0.0.1", ""
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		port = strconv.Itoa(tcp.Port)
@@ -163,7 +182,11 @@ func pageURL(addr net.Addr) string {
 			host = tcp.IP.String()
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // registryName says where the registry is, for the log: its password, if

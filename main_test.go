@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -145,6 +148,8 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-auth-secret", "short"}, nil, "-auth-secret is 5 bytes; it must be at least 32"},
 		{nil, map[string]string{"AUTH_SECRET": "short"}, "$AUTH_SECRET is 5 bytes"},
 		{[]string{"-max-streams-per-subject", "0"}, nil, "-max-streams-per-subject"},
+		{[]string{"-tls-cert", "c.pem"}, nil, "-tls-cert and -tls-key go together"},
+		{nil, map[string]string{"TLS_KEY": "k.pem"}, "-tls-cert and $TLS_KEY go together"},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"extra"}, nil, "extra"},
 	}
@@ -187,6 +192,113 @@ func TestTokenCommand(t *testing.T) {
 	}
 }
 
+// TestRunNeedsItsCertificate: a -tls-cert that cannot be loaded stops the
+// start with an error that names the files (exit 1: the flags were fine).
+func TestRunNeedsItsCertificate(t *testing.T) {
+	dir := t.TempDir()
+	err := run(t.Context(), []string{"app", "-addr", "127.0.0.1:0", "-tls-cert", dir + "/none.crt", "-tls-key", dir + "/none.key"}, env(nil), io.Discard)
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err))
+	assert.Contains(t, err.Error(), "none.crt")
+}
+
+// TestRunServesHTTP2: with a certificate the server speaks HTTP/2, and ten
+// streams and their ten POSTs share one connection, every count once. An
+// idle stream on it gets heartbeats, and shutdown ends it.
+func TestRunServesHTTP2(t *testing.T) {
+	certFile, keyFile, err := writeSelfSigned(t.TempDir(), time.Now())
+	require.NoError(t, err)
+	pemBytes, err := os.ReadFile(certFile)
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(pemBytes))
+	var dials atomic.Int32
+	transport := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := new(net.Dialer).DialContext(ctx, network, addr)
+			if err == nil {
+				dials.Add(1) // connections made, not polls before the server listened
+			}
+			return conn, err
+		},
+	}
+	client := &http.Client{Transport: transport}
+	t.Cleanup(transport.CloseIdleConnections)
+
+	addr := freeAddr(t)
+	base := "https://" + addr
+	stop := startRun(t, []string{"-tls-cert", certFile, "-tls-key", keyFile, "-tick", "5ms", "-heartbeat", "20ms"},
+		map[string]string{"ADDR": addr}, client, base)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/event/push?id=idle", nil)
+	require.NoError(t, err)
+	idle, err := client.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = idle.Body.Close() }()
+	idleReader := ssetest.NewReader(idle.Body)
+
+	const streams = 10
+	results := make(chan []string, streams)
+	for i := range streams {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/event/push?id="+strconv.Itoa(i), nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, 2, resp.ProtoMajor, "HTTP/2")
+		assert.Empty(t, resp.Header.Get("Connection"), "no hop-by-hop header over HTTP/2")
+		go func() {
+			defer func() { _ = resp.Body.Close() }()
+			r := ssetest.NewReader(resp.Body)
+			var got []string
+			for {
+				ev, err := r.Next()
+				if err != nil {
+					results <- append(got, "error: "+err.Error())
+					return
+				}
+				got = append(got, ev.Data)
+				if ev.Type == "close" {
+					results <- got
+					return
+				}
+			}
+		}()
+	}
+	for i := range streams {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/event/progress",
+			strings.NewReader(`{"id":`+strconv.Itoa(i)+`}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	}
+	for range streams {
+		got := <-results
+		require.Len(t, got, 22, "21 updates and close: %v", got)
+		assert.Contains(t, got[0], `"count":0}`)
+		assert.Contains(t, got[20], `"count":100}`)
+	}
+	assert.EqualValues(t, 1, dials.Load(), "every stream and POST on one connection")
+
+	ended := make(chan error, 1)
+	go func() {
+		_, err := idleReader.Next() // no event comes: it returns when the stream ends
+		ended <- err
+	}()
+	stop() // asserts that run returns nil
+	select {
+	case err := <-ended:
+		assert.Error(t, err, "shutdown ends the idle stream")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle stream outlived the server")
+	}
+	assert.Positive(t, idleReader.Comments, "heartbeats over HTTP/2")
+}
+
 func TestPageURL(t *testing.T) {
 	for addr, want := range map[string]string{
 		"[::]:3000":      "http://127.0.0.1:3000",
@@ -197,7 +309,7 @@ func TestPageURL(t *testing.T) {
 	} {
 		tcp, err := net.ResolveTCPAddr("tcp", addr)
 		require.NoError(t, err)
-		assert.Equal(t, want, pageURL(tcp), addr)
+		assert.Equal(t, want, pageURL(tcp, false), addr)
 	}
 }
 
@@ -264,10 +376,11 @@ func freeAddr(t *testing.T) string {
 }
 
 // startRun runs the program, as main does, with args and the environment
-// vars (ADDR among them), and waits until it serves. stop cancels it and
-// asserts that run returns nil within 10 s; it runs at the test's end if
-// the test has not called it.
-func startRun(t *testing.T, args []string, vars map[string]string) (stop func()) {
+// vars (ADDR among them), and waits until it serves: client and base, if
+// given, are how to reach it (HTTPS, say). stop cancels it and asserts that
+// run returns nil within 10 s; it runs at the test's end if the test has
+// not called it.
+func startRun(t *testing.T, args []string, vars map[string]string, reach ...any) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -282,7 +395,11 @@ func startRun(t *testing.T, args []string, vars map[string]string) (stop func())
 		}
 	})
 	t.Cleanup(stop)
-	waitHealthy(t, "http://"+vars["ADDR"])
+	client, base := http.DefaultClient, "http://"+vars["ADDR"]
+	if len(reach) == 2 {
+		client, base = reach[0].(*http.Client), reach[1].(string)
+	}
+	waitHealthyWith(t, client, base)
 	return stop
 }
 
@@ -429,8 +546,13 @@ func openRaw(t *testing.T, addr, path string) io.Reader {
 
 func waitHealthy(t *testing.T, base string) {
 	t.Helper()
+	waitHealthyWith(t, http.DefaultClient, base)
+}
+
+func waitHealthyWith(t *testing.T, client *http.Client, base string) {
+	t.Helper()
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz") //nolint:noctx // a poll with the client's default
+		resp, err := client.Get(base + "/healthz") //nolint:noctx // a poll with the client's default
 		if err != nil {
 			return false
 		}

@@ -8,6 +8,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,6 +88,8 @@ func runTests(m *testing.M) int {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
+		// The HTTPS tests serve a self-signed certificate of their own.
+		chromedp.Flag("ignore-certificate-errors", true),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
@@ -124,10 +129,12 @@ func findChromium() (string, error) {
 		"(Debian), or set CHROMIUM to a Chrome or Chromium binary")
 }
 
-// server is the server binary running on a free loopback port.
+// server is the server binary running on a free loopback port, and a
+// client that trusts its certificate if it serves HTTPS.
 type server struct {
-	URL  string
-	logs *logWriter
+	URL    string
+	logs   *logWriter
+	client *http.Client
 }
 
 // startServer runs the server with args added to its defaults for tests. It
@@ -160,8 +167,8 @@ func startServer(t *testing.T, args ...string) *server {
 	})
 
 	select {
-	case addr := <-logs.addr:
-		return &server{URL: "http://" + addr, logs: logs}
+	case url := <-logs.addr:
+		return &server{URL: url, logs: logs, client: clientFor(t, args)}
 	case err := <-exited:
 		exited <- err // for the cleanup
 		t.Fatalf("the server exited at start: %v\n%s", err, logs)
@@ -169,6 +176,23 @@ func startServer(t *testing.T, args ...string) *server {
 		t.Fatalf("the server did not start listening; its log:\n%s", logs)
 	}
 	return nil
+}
+
+// clientFor returns a client of a server run with args: one that trusts
+// its -tls-cert, if it has one.
+func clientFor(t *testing.T, args []string) *http.Client {
+	t.Helper()
+	i := slices.Index(args, "-tls-cert")
+	if i < 0 {
+		return http.DefaultClient
+	}
+	pemBytes, err := os.ReadFile(args[i+1])
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(pemBytes))
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
+	t.Cleanup(transport.CloseIdleConnections)
+	return &http.Client{Transport: transport}
 }
 
 // health returns the registry's numbers from /healthz.
@@ -191,7 +215,7 @@ func (s *server) waitHealthy(t *testing.T) {
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/healthz", nil)
 		require.NoError(t, err)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := s.client.Do(req)
 		if err != nil {
 			return false
 		}
@@ -208,7 +232,7 @@ func (s *server) post(t *testing.T, path, body string) reply {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
@@ -227,7 +251,7 @@ func (s *server) get(t *testing.T, path string) reply {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
 	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
@@ -239,11 +263,11 @@ func (s *server) get(t *testing.T, path string) reply {
 type logWriter struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer
-	addr  chan string // gets the address once
+	addr  chan string // gets the URL it serves once
 	found bool
 }
 
-var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+var listening = regexp.MustCompile(`msg=listening addr=\S+ url=(\S+)`)
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
