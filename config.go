@@ -27,8 +27,10 @@ type config struct {
 	progress     job.Progress
 	registry     sse.Config
 	logLevel     slog.Level
+	logFormat    string
 	allowOrigins origins
 	pprofAddr    string
+	metricsAddr  string
 	// redisURL, if set, shares the registry between instances through
 	// Redis: redis://[user:password@]host:port/db.
 	redisURL string
@@ -66,6 +68,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			WriteTimeout: 10 * time.Second,
 		},
 		logLevel:             slog.LevelInfo,
+		logFormat:            "text",
 		maxStreamsPerSubject: 16,
 		from:                 map[string]string{},
 	}
@@ -85,12 +88,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	env["max-streams"] = "MAX_STREAMS"
 	fs.TextVar(&cfg.logLevel, "log-level", cfg.logLevel, "debug, info, warn or error [$LOG_LEVEL]")
 	env["log-level"] = "LOG_LEVEL"
+	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "text or json, for a log collector [$LOG_FORMAT]")
+	env["log-format"] = "LOG_FORMAT"
 	fs.Var(&cfg.allowOrigins, "allow-origin",
 		"comma-separated `origins` whose pages may use the API, with credentials (default: same origin only) [$ALLOW_ORIGIN]")
 	env["allow-origin"] = "ALLOW_ORIGIN"
 	fs.StringVar(&cfg.pprofAddr, "pprof", cfg.pprofAddr,
 		"serve the runtime profiles of net/http/pprof at `address`, such as 127.0.0.1:6060 (default: off) [$PPROF]")
 	env["pprof"] = "PPROF"
+	fs.StringVar(&cfg.metricsAddr, "metrics", cfg.metricsAddr,
+		"serve the Prometheus metrics at `address`, such as 127.0.0.1:9090, on a listener of their own (default: GET /metrics on -addr) [$METRICS]")
+	env["metrics"] = "METRICS"
 	fs.StringVar(&cfg.redisURL, "redis", cfg.redisURL,
 		"share clients, runs and events with other instances through Redis at `url`, such as redis://127.0.0.1:6379/0 (default: in memory, this instance only) [$REDIS_URL]")
 	env["redis"] = "REDIS_URL"
@@ -203,6 +211,9 @@ func (c *config) validate() error {
 	if c.authSecret != "" && len(c.authSecret) < auth.MinSecret {
 		return fmt.Errorf("%s is %d bytes; it must be at least %d (openssl rand -hex 32 makes one)",
 			c.from["auth-secret"], len(c.authSecret), auth.MinSecret)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("%s must be text or json, got %q", c.from["log-format"], c.logFormat)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return fmt.Errorf("%s and %s go together: give both, or neither", c.from["tls-cert"], c.from["tls-key"])

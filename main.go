@@ -21,6 +21,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gin-sse-progress/auth"
 	"gin-sse-progress/handlers"
@@ -69,12 +72,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	logger := newLogger(cfg, stderr)
+	metrics, counters := newMetrics()
+	cfg.registry.OnWrite = counters.EventsSent // every stream counts its events
 	reg, err := newRegistry(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer reg.Close() // on an early return; shutdown closes it below
+	watchLink(metrics, reg)
+	scrape := promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)})
 
 	// Gin's mode is a package-level setting of Gin; release mode keeps its
 	// debug route listing out of the logs.
@@ -84,6 +91,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Retry:                cfg.registry.Retry,
 		AllowOrigins:         cfg.allowOrigins,
 		MaxStreamsPerSubject: cfg.maxStreamsPerSubject,
+		Metrics:              counters,
+	}
+	if cfg.metricsAddr == "" {
+		opts.MetricsHandler = scrape
 	}
 	if cfg.authSecret != "" {
 		if opts.Auth, err = auth.NewVerifier([]byte(cfg.authSecret), auth.MaxLeeway); err != nil {
@@ -131,11 +142,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 
 	if cfg.pprofAddr != "" {
-		stopProfiles, err := serveProfiles(ctx, cfg.pprofAddr, logger)
+		stopProfiles, err := serveApart(ctx, "-pprof", cfg.pprofAddr, profiles(), logger)
 		if err != nil {
 			return err
 		}
 		defer stopProfiles()
+	}
+	if cfg.metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", scrape)
+		stopMetrics, err := serveApart(ctx, "-metrics", cfg.metricsAddr, mux, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 
 	select {
@@ -206,22 +226,62 @@ func redactURL(u string) string {
 	return "(a URL that does not parse)"
 }
 
-// serveProfiles serves net/http/pprof's runtime profiles on a listener of
-// their own, kept apart from the public address. stop closes it and waits
-// for its goroutine.
-func serveProfiles(ctx context.Context, addr string, logger *slog.Logger) (stop func(), err error) {
-	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s for -pprof: %w", addr, err)
+// newMetrics returns the server's own Prometheus registry, with the Go and
+// process collectors and the server's counters. Not the package's global
+// registry: two servers in one process (the tests) count apart.
+func newMetrics() (*prometheus.Registry, *handlers.Metrics) {
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return metrics, handlers.NewMetrics(metrics)
+}
+
+// watchLink adds the gauge sse_registry_link_up for a registry that has a
+// link to watch (the Redis one).
+func watchLink(metrics prometheus.Registerer, reg sse.Registry) {
+	l, ok := reg.(interface{ LinkUp() bool })
+	if !ok {
+		return
 	}
+	metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sse_registry_link_up", Help: "1 while the registry's link to the store it shares is up.",
+	}, func() float64 {
+		if l.LinkUp() {
+			return 1
+		}
+		return 0
+	}))
+}
+
+// newLogger returns the program's logger: text or JSON, at -log-level.
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// profiles returns net/http/pprof's handlers of the runtime profiles.
+func profiles() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return mux
+}
+
+// serveApart serves h at addr, on a listener of its own kept apart from
+// the public address: the runtime profiles (-pprof), the metrics
+// (-metrics). stop closes it and waits for its goroutine.
+func serveApart(ctx context.Context, flagName, addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for %s: %w", addr, flagName, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("serving apart", "flag", flagName, "url", "http://"+ln.Addr().String()+"/")
 
 	done := make(chan struct{})
 	go func() {
@@ -229,7 +289,7 @@ func serveProfiles(ctx context.Context, addr string, logger *slog.Logger) (stop 
 		_ = srv.Serve(ln) // returns ErrServerClosed once stop closes it
 	}()
 	return func() {
-		srv.Close() //nolint:errcheck // profiles in progress are cut on purpose
+		srv.Close() //nolint:errcheck // requests in progress are cut on purpose
 		<-done
 	}, nil
 }

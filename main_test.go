@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -150,6 +151,8 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		{[]string{"-max-streams-per-subject", "0"}, nil, "-max-streams-per-subject"},
 		{[]string{"-tls-cert", "c.pem"}, nil, "-tls-cert and -tls-key go together"},
 		{nil, map[string]string{"TLS_KEY": "k.pem"}, "-tls-cert and $TLS_KEY go together"},
+		{[]string{"-log-format", "xml"}, nil, "-log-format must be text or json"},
+		{nil, map[string]string{"LOG_FORMAT": "yaml"}, "$LOG_FORMAT must be text or json"},
 		{[]string{"-nope"}, nil, "-nope"},
 		{[]string{"extra"}, nil, "extra"},
 	}
@@ -364,6 +367,13 @@ func TestRunTwoInstancesOnRedis(t *testing.T) {
 		}
 	}
 	assert.Len(t, got, 22, "21 updates and close, through Redis: %v", got)
+
+	metrics, err := http.Get("http://" + a + "/metrics") //nolint:noctx // short request
+	require.NoError(t, err)
+	defer func() { _ = metrics.Body.Close() }()
+	body, err := io.ReadAll(metrics.Body)
+	require.NoError(t, err)
+	assert.Contains(t, string(body), "sse_registry_link_up 1\n")
 }
 
 func freeAddr(t *testing.T) string {
@@ -420,6 +430,79 @@ func TestRunServesProfilesApart(t *testing.T) {
 	stop()
 	_, err := net.DialTimeout("tcp", profiles, time.Second) //nolint:noctx // a refused dial is the point
 	assert.Error(t, err, "the profiles' listener is closed with the server")
+}
+
+// TestRunServesMetrics: GET /metrics on the public address, in the
+// Prometheus text format, with the Go and process collectors and the
+// server's counters; with -metrics, on a listener of its own, and the
+// public address answers 404.
+func TestRunServesMetrics(t *testing.T) {
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url) //nolint:noctx // short request
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	addr := freeAddr(t)
+	stop := startRun(t, nil, map[string]string{"ADDR": addr})
+	status, body := get("http://" + addr + "/metrics")
+	assert.Equal(t, http.StatusOK, status)
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "sse_streams_open 0", "sse_events_sent_total 0",
+		`sse_http_requests_total{code="200",route="/healthz"}`} {
+		assert.Contains(t, body, name)
+	}
+	assert.NotContains(t, body, "sse_registry_link_up", "a registry in memory has no link")
+	stop()
+
+	addr, apart := freeAddr(t), freeAddr(t)
+	stop = startRun(t, []string{"-metrics", apart}, map[string]string{"ADDR": addr})
+	status, body = get("http://" + apart + "/metrics")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, "sse_streams_open 0")
+	status, _ = get("http://" + addr + "/metrics")
+	assert.Equal(t, http.StatusNotFound, status, "not on the public address")
+	stop()
+	_, err := net.DialTimeout("tcp", apart, time.Second) //nolint:noctx // a refused dial is the point
+	assert.Error(t, err, "the metrics' listener is closed with the server")
+}
+
+// TestRunLogsJSON: -log-format json writes one JSON object a line.
+func TestRunLogsJSON(t *testing.T) {
+	var log syncBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"app", "-addr", "127.0.0.1:0", "-log-format", "json"}, env(nil), &log)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(log.String(), `"msg":"listening"`) }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	for line := range strings.SplitSeq(strings.TrimSpace(log.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), "%q", line)
+		assert.NotEmpty(t, m["msg"])
+	}
+}
+
+// syncBuffer is a log a test reads while run writes it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestRunServesAndShutsDown starts the program as main does, opens a stream

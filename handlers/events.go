@@ -23,7 +23,7 @@ import (
 const maxBodyBytes = 64 << 10
 
 // push opens the client's event stream: GET /event/push?id=ID.
-func push(logger *slog.Logger, reg sse.Registry, limit *subjectLimit, retry time.Duration) gin.HandlerFunc {
+func push(reg sse.Registry, sv *streamer) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := queryID(c)
 		if !ok {
@@ -33,10 +33,18 @@ func push(logger *slog.Logger, reg sse.Registry, limit *subjectLimit, retry time
 		if !ok {
 			return
 		}
-		serve(c, logger, limit, retry, id, last, func(ctx context.Context) (*sse.Stream, func(), error) {
+		sv.serve(c, id, last, func(ctx context.Context) (*sse.Stream, func(), error) {
 			return reg.Attach(ctx, clientKey(c, id), last)
 		})
 	}
+}
+
+// streamer is what the handlers that open streams share.
+type streamer struct {
+	logger  *slog.Logger
+	limit   *subjectLimit
+	metrics *Metrics // nil without metrics
+	retry   time.Duration
 }
 
 // serve opens a stream of client id, after last, with attach (Attach or
@@ -46,18 +54,17 @@ func push(logger *slog.Logger, reg sse.Registry, limit *subjectLimit, retry time
 // write (the headers) from below it, down net/http's deepest path, and a
 // frame there with open's locals in it makes every stream's stack 16 KiB
 // instead of 8 (TestStreamStackStaysSmall).
-func serve(c *gin.Context, logger *slog.Logger, limit *subjectLimit, retry time.Duration,
-	id string, last uint64, attach func(context.Context) (*sse.Stream, func(), error)) {
-	o := open(c, logger, limit, retry, attach)
+func (sv *streamer) serve(c *gin.Context, id string, last uint64, attach func(context.Context) (*sse.Stream, func(), error)) {
+	o := sv.open(c, last, attach)
 	if o == nil {
 		return
 	}
 	defer o.close()
-	logger.Debug("stream opened", "id", id, "last_event_id", last, "method", c.Request.Method)
+	sv.logger.Debug("stream opened", "id", id, "last_event_id", last, "method", c.Request.Method)
 	// Past this point the status is sent: errors are logged, not answered.
 	// A client that leaves is normal, so this is Debug, not Error.
 	err := o.stream.Serve(o.ctx, c.Writer)
-	logger.Debug("stream ended", "id", id, "err", err)
+	sv.logger.Debug("stream ended", "id", id, "err", err)
 }
 
 // opened is a stream ready to serve: ctx ends it, close lets go of it.
@@ -71,12 +78,11 @@ type opened struct {
 // it cannot and returns nil. A stream authenticated by a token gets a ctx
 // that ends when the token does (plus the verifier's leeway), without
 // close: the browser reconnects, and its expired token gets 401.
-func open(c *gin.Context, logger *slog.Logger, limit *subjectLimit, retry time.Duration,
-	attach func(context.Context) (*sse.Stream, func(), error)) *opened {
+func (sv *streamer) open(c *gin.Context, last uint64, attach func(context.Context) (*sse.Stream, func(), error)) *opened {
 	who := requesterOf(c)
-	release, ok := limit.acquire(who.Subject)
+	release, ok := sv.limit.acquire(who.Subject)
 	if !ok {
-		tooManyForSubject(c, limit, retry)
+		tooManyForSubject(c, sv.limit, sv.retry)
 		return nil
 	}
 	ctx := c.Request.Context()
@@ -89,7 +95,8 @@ func open(c *gin.Context, logger *slog.Logger, limit *subjectLimit, retry time.D
 		abortJSON(c, http.StatusConflict, "a run is already going for this client; "+
 			"send Last-Event-ID to resume it")
 	case errors.Is(err, sse.ErrTooManyStreams):
-		retryAfter(c, retry)
+		c.Set(rejectKey, "stream_limit")
+		retryAfter(c, sv.retry)
 		abortJSON(c, http.StatusServiceUnavailable, "too many open streams; try again later")
 	case ctx.Err() != nil:
 		// The client left while the stream was being set up.
@@ -97,13 +104,15 @@ func open(c *gin.Context, logger *slog.Logger, limit *subjectLimit, retry time.D
 			detach()
 		}
 	case err != nil:
-		registryError(c, logger, err, retry)
+		registryError(c, sv.logger, err, sv.retry)
 	default:
 		cancel := func() {}
 		if !who.Expires.IsZero() {
 			ctx, cancel = context.WithDeadline(ctx, who.Expires.Add(who.leeway))
 		}
+		sv.metrics.opened(stream, last)
 		return &opened{stream: stream, ctx: ctx, close: func() {
+			sv.metrics.ended(stream, ctx) // before cancel, which would look like a token that ran out
 			cancel()
 			detach()
 			release()
@@ -135,7 +144,8 @@ func lastEventID(c *gin.Context) (uint64, bool) {
 // one (sse.Registry.AttachRun). One that names the run's final event gets
 // 204, which stops the client; one without Last-Event-ID while the run goes
 // gets 409.
-func progress(logger *slog.Logger, reg sse.Registry, job func(id string) sse.RunFunc, limit *subjectLimit, retry time.Duration) gin.HandlerFunc {
+func progress(reg sse.Registry, job func(id string) sse.RunFunc, sv *streamer) gin.HandlerFunc {
+	logger, retry := sv.logger, sv.retry
 	return func(c *gin.Context) {
 		id, status, err := bodyID(c)
 		if err != nil {
@@ -147,7 +157,7 @@ func progress(logger *slog.Logger, reg sse.Registry, job func(id string) sse.Run
 			if !ok {
 				return
 			}
-			serve(c, logger, limit, retry, id, last, func(ctx context.Context) (*sse.Stream, func(), error) {
+			sv.serve(c, id, last, func(ctx context.Context) (*sse.Stream, func(), error) {
 				return reg.AttachRun(ctx, clientKey(c, id), last, job(id))
 			})
 			return

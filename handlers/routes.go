@@ -36,6 +36,12 @@ type Options struct {
 	// MaxStreamsPerSubject bounds the open streams of one subject on this
 	// instance, with Auth.
 	MaxStreamsPerSubject int
+	// Metrics, if set, counts requests, streams, events and runs; its
+	// EventsSent must be the registry's sse.Config.OnWrite.
+	Metrics *Metrics
+	// MetricsHandler, if set, serves the metrics at GET /metrics. Leave
+	// it nil to serve them on a listener of their own (-metrics).
+	MetricsHandler http.Handler
 }
 
 // New returns the server's router. This file lists the whole HTTP surface:
@@ -48,14 +54,20 @@ type Options struct {
 //	POST /auth/session         with -auth-secret: a Bearer token becomes the session cookie
 //	DELETE /auth/session       clears it
 //	GET  /healthz              200 while the server serves, 503 when it cannot
+//	GET  /metrics              the Prometheus metrics, unless -metrics serves them apart
 //	OPTIONS any of these       CORS preflight, for the -allow-origin origins
 //	GET  /                     the demo page and its files
 func New(logger *slog.Logger, reg sse.Registry, opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(recovery(logger), accessLog(logger), cors(opts.AllowOrigins))
+	r.Use(recovery(logger), accessLog(logger))
+	if opts.Metrics != nil {
+		r.Use(opts.Metrics.measure())
+	}
+	r.Use(cors(opts.AllowOrigins))
 
-	limit := newSubjectLimit(opts.MaxStreamsPerSubject)
+	sv := &streamer{logger: logger, limit: newSubjectLimit(opts.MaxStreamsPerSubject), metrics: opts.Metrics, retry: opts.Retry}
+	job := opts.Metrics.countRuns(opts.Job)
 	changes := sameOriginForCookies(opts.AllowOrigins) // for the routes that change state
 	events := r.Group("/event")
 	r.GET("/auth/session", session(opts.Auth))
@@ -64,11 +76,14 @@ func New(logger *slog.Logger, reg sse.Registry, opts Options) *gin.Engine {
 		r.POST("/auth/session", createSession(opts.Auth))
 		r.DELETE("/auth/session", deleteSession)
 	}
-	events.GET("/push", push(logger, reg, limit, opts.Retry))
-	events.POST("/progress", changes, progress(logger, reg, opts.Job, limit, opts.Retry))
+	events.GET("/push", push(reg, sv))
+	events.POST("/progress", changes, progress(reg, job, sv))
 	events.GET("/remove", changes, remove(logger, reg, opts.Retry))
 	events.POST("/drop", changes, drop(logger, reg, opts.Retry))
 	r.GET("/healthz", health(reg))
+	if opts.MetricsHandler != nil {
+		r.GET("/metrics", gin.WrapH(opts.MetricsHandler))
+	}
 
 	// The page is served for whatever path no route claims, so a route
 	// always wins over a file of the same name. Only the page is gzipped:

@@ -120,12 +120,33 @@ func BenchmarkStreamUpdate(b *testing.B) {
 	s.finish(b)
 }
 
+// BenchmarkStreamUpdateCounted is BenchmarkStreamUpdate with an event
+// counter on Config.OnWrite, as the server's metrics set it.
+func BenchmarkStreamUpdateCounted(b *testing.B) {
+	cfg := benchConfig()
+	var written atomic.Int64
+	cfg.OnWrite = func(n int) { written.Add(int64(n)) }
+	reg := sse.NewMemoryRegistry(cfg)
+	defer reg.Close()
+	s := serve(b, reg, "a", 0)
+
+	b.ReportAllocs()
+	for b.Loop() {
+		s.update()
+	}
+	b.StopTimer()
+	s.finish(b)
+}
+
 // TestStreamUpdateAllocatesNothing shows the steady state of a stream: once
 // the run's log has room, an update from Send to Flush allocates nothing.
 // A client's next run gets a log the size of its last one, so the second
 // run here never grows its log.
 func TestStreamUpdateAllocatesNothing(t *testing.T) {
-	reg := sse.NewMemoryRegistry(benchConfig())
+	cfg := benchConfig()
+	var written atomic.Int64
+	cfg.OnWrite = func(n int) { written.Add(int64(n)) } // as an operator's counter would
+	reg := sse.NewMemoryRegistry(cfg)
 	defer reg.Close()
 
 	first := serve(t, reg, "a", 0)

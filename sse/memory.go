@@ -236,7 +236,7 @@ func (m *MemoryRegistry) client(id string, lastEventID uint64) (c *client, isNew
 // it had. The caller holds m.mu.
 func (m *MemoryRegistry) attach(c *client, cursor uint64) (*Stream, func()) {
 	if c.stream != nil {
-		c.stream.End()
+		c.stream.End(EndReplaced)
 	}
 	if c.expiry != nil {
 		c.expiry.Stop()
@@ -273,19 +273,19 @@ func (m *MemoryRegistry) expire(c *client, gen uint64) {
 	if c.gen != gen || m.clients[c.id] != c {
 		return
 	}
-	m.forget(c)
+	m.forget(c, EndRemoved)
 }
 
-// forget removes c from the registry, stops its run and ends its stream.
-// The caller holds m.mu.
-func (m *MemoryRegistry) forget(c *client) {
+// forget removes c from the registry, stops its run and ends its stream,
+// for why. The caller holds m.mu.
+func (m *MemoryRegistry) forget(c *client, why EndReason) {
 	delete(m.clients, c.id)
 	if c.run != nil {
 		c.cancelRun()
 		c.run = nil
 	}
 	if c.stream != nil {
-		c.stream.End()
+		c.stream.End(why)
 		c.stream = nil
 	}
 	if c.expiry != nil {
@@ -370,7 +370,7 @@ func (m *MemoryRegistry) Remove(_ context.Context, id string) error {
 	if c == nil {
 		return ErrUnknownClient
 	}
-	m.forget(c)
+	m.forget(c, EndRemoved)
 	return nil
 }
 
@@ -387,7 +387,7 @@ func (m *MemoryRegistry) Drop(_ context.Context, id string) error {
 		return ErrNoStream
 	}
 	// The stream's detach, when Serve returns, starts the grace period.
-	c.stream.End()
+	c.stream.End(EndDropped)
 	return nil
 }
 
@@ -424,7 +424,7 @@ func (m *MemoryRegistry) Close() {
 		m.mu.Lock()
 		m.closed = true
 		for _, c := range m.clients {
-			m.forget(c)
+			m.forget(c, EndShutdown)
 		}
 		m.mu.Unlock()
 

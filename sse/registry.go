@@ -96,8 +96,8 @@ var (
 	ErrUnavailable = errors.New("sse: registry unavailable")
 )
 
-// Config holds the settings of a registry and of its streams. Every field
-// must be positive.
+// Config holds the settings of a registry and of its streams. Every
+// duration, and MaxStreams, must be positive.
 type Config struct {
 	// Retry is sent to each new stream in the "retry:" field: how long the
 	// browser waits before it reconnects.
@@ -115,4 +115,8 @@ type Config struct {
 	// WriteTimeout bounds each write to a stream; a client that stops
 	// reading is dropped when it expires.
 	WriteTimeout time.Duration
+	// OnWrite, if set, is called after each write of events to a stream
+	// with how many it wrote: a counter of events sent. It runs on the
+	// stream's goroutine, and must not block.
+	OnWrite func(events int)
 }

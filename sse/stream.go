@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 )
@@ -46,11 +47,14 @@ type Stream struct {
 	// writes every event its source has since its last write.
 	wake chan struct{}
 	// gone is closed when the stream must end; ended makes sure that
-	// happens once. gap is the reason of an EndWithGap, set before gone is
-	// closed and read by Serve only after.
+	// happens once. why and gap (the reason of an EndWithGap) are set
+	// before gone is closed and read by Serve only after.
 	gone  chan struct{}
 	ended atomic.Bool
+	why   EndReason
 	gap   string
+	// result is why Serve returned; only Serve writes it.
+	result EndReason
 	// opening is the reason of a StartWithGap, written before any event;
 	// last is the id of the last event the client has: the one it sent,
 	// then each one written. Only Serve uses them once it runs.
@@ -93,12 +97,39 @@ func (s *Stream) OpensWithGap() (reason string, ok bool) {
 	return s.opening, s.opening != ""
 }
 
-// End tells Serve to return, without a final event: the browser
+// EndReason says why a stream ended, in words fit for a metric's label.
+type EndReason string
+
+// Why a stream ends. The registry gives the first few to End; Serve finds
+// the others.
+const (
+	EndReplaced EndReason = "replaced" // a newer stream of the client took its place
+	EndDropped  EndReason = "dropped"  // Registry.Drop
+	EndRemoved  EndReason = "removed"  // Registry.Remove, or the client forgotten
+	EndShutdown EndReason = "shutdown" // the registry closed
+	// EndResync: the registry ends the stream so that the client comes
+	// back and reads what it missed (on Redis, an event that never came).
+	EndResync EndReason = "resync"
+	EndLost   EndReason = "lost" // EndWithGap
+
+	EndClose        EndReason = "close"         // it wrote the run's final event
+	EndClientLeft   EndReason = "client_left"   // ctx was done: the client went away
+	EndWriteTimeout EndReason = "write_timeout" // a write missed its deadline
+	EndWriteFailed  EndReason = "write_failed"  // a write failed otherwise
+)
+
+// End tells Serve to return, without a final event, for why: the browser
 // reconnects after its retry delay.
-func (s *Stream) End() {
+func (s *Stream) End(why EndReason) {
 	if s.ended.CompareAndSwap(false, true) {
+		s.why = why
 		close(s.gone)
 	}
+}
+
+// Ended says why the stream ended. Call it after Serve has returned.
+func (s *Stream) Ended() EndReason {
+	return s.result
 }
 
 // EndWithGap ends the stream with a gap event (see GapEvent) that gives
@@ -106,7 +137,7 @@ func (s *Stream) End() {
 // A stream that has already ended is left as it is.
 func (s *Stream) EndWithGap(reason string) {
 	if s.ended.CompareAndSwap(false, true) {
-		s.gap = reason
+		s.why, s.gap = EndLost, reason
 		close(s.gone)
 	}
 }
@@ -159,10 +190,18 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	// The headers alone may sit in a buffer; the first line makes the
 	// browser's open event fire before there is any event to send.
 	if err := write(s.hello()); err != nil {
-		return err
+		return s.failed(err)
 	}
-
 	return s.loop(ctx, write)
+}
+
+// failed records why a failed write ended the stream, and returns err.
+func (s *Stream) failed(err error) error {
+	s.result = EndWriteFailed
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.result = EndWriteTimeout
+	}
+	return err
 }
 
 // hello is the stream's first write: the retry field, and the opening gap
@@ -195,19 +234,23 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 				buf = ev.appendTo(buf, seq+uint64(i))
 				if len(buf) >= maxChunk {
 					if err := write(buf); err != nil {
-						return err
+						return s.failed(err)
 					}
 					buf = s.buf
 				}
 			}
 			if len(buf) > 0 {
 				if err := write(buf); err != nil {
-					return err
+					return s.failed(err)
 				}
 			}
 			s.last = seq + uint64(len(events)) - 1
+			if cfg.OnWrite != nil {
+				cfg.OnWrite(len(events))
+			}
 			if final {
 				s.src.Delivered(seq + uint64(len(events)) - 1)
+				s.result = EndClose
 				return nil
 			}
 			heartbeat.Reset(cfg.Heartbeat)
@@ -215,16 +258,20 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 
 		select {
 		case <-ctx.Done():
+			s.result = EndClientLeft
 			return nil
 		case <-s.gone:
+			s.result = s.why
 			if s.gap != "" {
-				return write(appendEvent(s.buf, GapEvent, "", GapData(s.gap, s.last)))
+				if err := write(appendEvent(s.buf, GapEvent, "", GapData(s.gap, s.last))); err != nil {
+					return s.failed(err)
+				}
 			}
 			return nil
 		case <-s.wake:
 		case <-heartbeat.C:
 			if err := write(AppendComment(s.buf, "ping")); err != nil {
-				return err
+				return s.failed(err)
 			}
 		}
 	}

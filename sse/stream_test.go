@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,7 +206,7 @@ func TestServeEndsWithGap(t *testing.T) {
 	stream := sse.NewStream(ssetest.Config(), emptySource{})
 	w := httptest.NewRecorder()
 	stream.EndWithGap(sse.ReasonLost)
-	stream.End() // the first end wins
+	stream.End(sse.EndDropped) // the first end wins
 	if err := stream.Serve(t.Context(), w); err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +217,9 @@ func TestServeEndsWithGap(t *testing.T) {
 	want := []ssetest.Event{{Type: sse.GapEvent, Data: sse.GapData(sse.ReasonLost, 0)}}
 	if !reflect.DeepEqual(events, want) || r.LastEventID != "" {
 		t.Errorf("events %+v, last id %q; want %+v and none", events, r.LastEventID, want)
+	}
+	if why := stream.Ended(); why != sse.EndLost {
+		t.Errorf("ended for %q, want %q", why, sse.EndLost)
 	}
 }
 
@@ -256,5 +260,88 @@ func TestLastEventID(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("header %q query %q: %d, %v; want %d", tc.header, tc.query, got, err, tc.want)
 		}
+	}
+}
+
+// TestStreamSaysWhyItEnded serves a MemoryRegistry's streams and ends them
+// each way there is: Ended names each.
+func TestStreamSaysWhyItEnded(t *testing.T) {
+	reg := sse.NewMemoryRegistry(ssetest.Config())
+	ended := make(chan sse.EndReason, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		last, _ := sse.LastEventID(r)
+		stream, detach, err := reg.Attach(r.Context(), r.URL.Query().Get("id"), last)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		defer detach()
+		_ = stream.Serve(r.Context(), w)
+		ended <- stream.Ended()
+	}))
+	defer srv.Close()
+	defer reg.Close()
+	open := func(id string) *ssetest.Stream {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"?id="+id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ssetest.NewStream(ssetest.Do(t, srv.Client(), req))
+	}
+	want := func(why sse.EndReason) {
+		t.Helper()
+		select {
+		case got := <-ended:
+			if got != why {
+				t.Errorf("ended for %q, want %q", got, why)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no stream ended; want one ended for %q", why)
+		}
+	}
+
+	st := open("a")
+	if err := reg.Start(t.Context(), "a", ssetest.Updates(2)); err != nil {
+		t.Fatal(err)
+	}
+	st.Rest(t)
+	want(sse.EndClose)
+
+	open("b").Drop()
+	want(sse.EndClientLeft)
+
+	open("c")
+	open("c")
+	want(sse.EndReplaced)
+	if err := reg.Drop(t.Context(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	want(sse.EndDropped)
+
+	open("d")
+	if err := reg.Remove(t.Context(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	want(sse.EndRemoved)
+
+	open("e")
+	reg.Close()
+	want(sse.EndShutdown)
+}
+
+// TestOnWriteCountsEvents: Config.OnWrite hears of every event written.
+func TestOnWriteCountsEvents(t *testing.T) {
+	var written atomic.Int64
+	cfg := ssetest.Config()
+	cfg.OnWrite = func(n int) { written.Add(int64(n)) }
+	reg, srv := serveMemory(t, cfg)
+	st := srv.Open(t, "a", "")
+	if err := reg.Start(t.Context(), "a", ssetest.Updates(20)); err != nil {
+		t.Fatal(err)
+	}
+	st.Rest(t)
+	if n := written.Load(); n != 21 {
+		t.Errorf("OnWrite counted %d events, want 21", n)
 	}
 }

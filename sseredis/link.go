@@ -231,14 +231,14 @@ func (r *Registry) deliver(id, payload string) {
 		}
 	case msgRemoved:
 		for s := range sources {
-			s.stream.End()
+			s.stream.End(sse.EndRemoved)
 		}
 		if run := r.runs[id]; run != nil {
 			run.cancel()
 		}
 	case msgDropped:
 		for s := range sources {
-			s.stream.End()
+			s.stream.End(sse.EndDropped)
 		}
 	}
 }

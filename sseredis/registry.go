@@ -234,6 +234,12 @@ func (r *Registry) Health(ctx context.Context) error {
 	return nil
 }
 
+// LinkUp reports whether the link to Redis is up: false while it is down,
+// and once the registry is closed. A metric's gauge reads it.
+func (r *Registry) LinkUp() bool {
+	return r.check() == nil
+}
+
 // Close ends the streams held here and the runs owned here, letting go of
 // their claims, waits for the registry's goroutines, and closes the
 // connection to Redis. Streams end without a final event, so browsers
@@ -243,7 +249,7 @@ func (r *Registry) Close() {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
 		r.closed = true
-		r.stopLocal((*sse.Stream).End)
+		r.stopLocal(func(s *sse.Stream) { s.End(sse.EndShutdown) })
 		r.mu.Unlock()
 
 		r.cancel()

@@ -30,7 +30,7 @@ type source struct {
 func (s *source) start(gen, cursor uint64, logged []loggedEvent, finished bool) {
 	s.gen, s.expect = gen, cursor
 	if s.newest > gen {
-		s.stream.End() // a newer stream attached meanwhile
+		s.stream.End(sse.EndReplaced) // a newer stream attached meanwhile
 	}
 	for i, ev := range logged {
 		ev.final = finished && i == len(logged)-1
@@ -54,7 +54,7 @@ func (s *source) push(ev loggedEvent) {
 		// An event never arrived. End the stream: the browser
 		// reconnects with its Last-Event-ID and reads the rest from
 		// the log.
-		s.stream.End()
+		s.stream.End(sse.EndResync)
 		return
 	}
 	if len(s.buf) == 0 {
@@ -73,7 +73,7 @@ func (s *source) attached(gen uint64) {
 	case s.gen == 0:
 		s.newest = max(s.newest, gen)
 	case gen > s.gen:
-		s.stream.End()
+		s.stream.End(sse.EndReplaced)
 	}
 }
 
