@@ -144,36 +144,57 @@ func lastEventID(c *gin.Context) (uint64, bool) {
 // one (sse.Registry.AttachRun). One that names the run's final event gets
 // 204, which stops the client; one without Last-Event-ID while the run goes
 // gets 409.
+//
+// The handler's frame sits under a POST stream's writes, so each way lives
+// in a function of its own (see serve).
 func progress(reg sse.Registry, job func(id string) sse.RunFunc, sv *streamer) gin.HandlerFunc {
-	logger, retry := sv.logger, sv.retry
 	return func(c *gin.Context) {
-		id, status, err := bodyID(c)
-		if err != nil {
-			abortJSON(c, status, err.Error())
+		id, ok := requestID(c)
+		if !ok {
 			return
 		}
 		if acceptsEventStream(c.Request) {
-			last, ok := lastEventID(c)
-			if !ok {
-				return
-			}
-			sv.serve(c, id, last, func(ctx context.Context) (*sse.Stream, func(), error) {
-				return reg.AttachRun(ctx, clientKey(c, id), last, job(id))
-			})
+			streamRun(c, reg, job, sv, id)
 			return
 		}
+		startRun(c, reg, job, sv, id)
+	}
+}
 
-		switch err := reg.Start(c.Request.Context(), clientKey(c, id), job(id)); {
-		case errors.Is(err, sse.ErrUnknownClient):
-			abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q: open /event/push?id=... first", id))
-		case errors.Is(err, sse.ErrRunning):
-			abortJSON(c, http.StatusConflict, "a run is already going for this client")
-		case err != nil:
-			registryError(c, logger, err, retry)
-		default:
-			logger.Debug("run started", "id", id)
-			c.JSON(http.StatusAccepted, gin.H{"id": id, "status": "started"})
-		}
+// requestID reads the id of a POST's body, or answers why it cannot.
+func requestID(c *gin.Context) (string, bool) {
+	id, status, err := bodyID(c)
+	if err != nil {
+		abortJSON(c, status, err.Error())
+		return "", false
+	}
+	return id, true
+}
+
+// streamRun answers a POST read as a stream: the run itself.
+func streamRun(c *gin.Context, reg sse.Registry, job func(id string) sse.RunFunc, sv *streamer, id string) {
+	last, ok := lastEventID(c)
+	if !ok {
+		return
+	}
+	sv.serve(c, id, last, func(ctx context.Context) (*sse.Stream, func(), error) {
+		return reg.AttachRun(ctx, clientKey(c, id), last, job(id))
+	})
+}
+
+// startRun answers the Koa demo's POST: the run starts, and its events go
+// to the client's stream.
+func startRun(c *gin.Context, reg sse.Registry, job func(id string) sse.RunFunc, sv *streamer, id string) {
+	switch err := reg.Start(c.Request.Context(), clientKey(c, id), job(id)); {
+	case errors.Is(err, sse.ErrUnknownClient):
+		abortJSON(c, http.StatusNotFound, fmt.Sprintf("no client %q: open /event/push?id=... first", id))
+	case errors.Is(err, sse.ErrRunning):
+		abortJSON(c, http.StatusConflict, "a run is already going for this client")
+	case err != nil:
+		registryError(c, sv.logger, err, sv.retry)
+	default:
+		sv.logger.Debug("run started", "id", id)
+		c.JSON(http.StatusAccepted, gin.H{"id": id, "status": "started"})
 	}
 }
 

@@ -127,31 +127,27 @@ func gapLabel(reason string) string {
 // status alone does not (a 503 for the stream limit, say).
 const rejectKey = "reject"
 
-// measure counts each request: an error answer by why, and any request
-// but a stream by its route pattern (never its path, which holds ids),
-// status and duration.
-func (m *Metrics) measure() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		c.Next()
-		status := c.Writer.Status()
-		if status >= http.StatusBadRequest {
-			reason := c.GetString(rejectKey)
-			if reason == "" {
-				reason = rejectReason(status)
-			}
-			m.rejected.WithLabelValues(reason).Inc()
+// record counts a request that began at start and has ended: an error
+// answer by why, and any request but a stream by its route pattern (never
+// its path, which holds ids), status and duration. accessLog calls it.
+func (m *Metrics) record(c *gin.Context, start time.Time) {
+	status := c.Writer.Status()
+	if status >= http.StatusBadRequest {
+		reason := c.GetString(rejectKey)
+		if reason == "" {
+			reason = rejectReason(status)
 		}
-		if strings.HasPrefix(c.Writer.Header().Get("Content-Type"), "text/event-stream") {
-			return // a stream: its counts are the sse_streams ones
-		}
-		route := c.FullPath()
-		if route == "" {
-			route = "other" // the page's files, and paths no route has
-		}
-		m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-		m.durations.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		m.rejected.WithLabelValues(reason).Inc()
 	}
+	if strings.HasPrefix(c.Writer.Header().Get("Content-Type"), "text/event-stream") {
+		return // a stream: its counts are the sse_streams ones
+	}
+	route := c.FullPath()
+	if route == "" {
+		route = "other" // the page's files, and paths no route has
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.durations.WithLabelValues(route).Observe(time.Since(start).Seconds())
 }
 
 // rejectReason says why a request was answered status, as far as the

@@ -35,22 +35,34 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// accessLog logs each request when it ends, a stream when it closes.
-func accessLog(logger *slog.Logger) gin.HandlerFunc {
+// accessLog logs each request when it ends, a stream when it closes, and
+// counts it in m, if set. Its frame sits under every stream's writes, so
+// what it does after the request is in a function of its own: a frame
+// with those locals here makes every stream's stack 16 KiB instead of 8
+// (TestStreamStackStaysSmall).
+func accessLog(logger *slog.Logger, m *Metrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		level := slog.LevelDebug
-		if c.Writer.Status() >= http.StatusInternalServerError {
-			level = slog.LevelError
-		}
-		attrs := []any{
-			"method", c.Request.Method, "path", c.Request.URL.Path,
-			"status", c.Writer.Status(), "duration", time.Since(start),
-		}
-		if len(c.Errors) > 0 {
-			attrs = append(attrs, "errors", c.Errors.String())
-		}
-		logger.Log(c.Request.Context(), level, "request", attrs...)
+		requestEnded(c, logger, m, start)
 	}
+}
+
+// requestEnded logs and counts a request that began at start.
+func requestEnded(c *gin.Context, logger *slog.Logger, m *Metrics, start time.Time) {
+	if m != nil {
+		m.record(c, start)
+	}
+	level := slog.LevelDebug
+	if c.Writer.Status() >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	attrs := []any{
+		"method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "duration", time.Since(start),
+	}
+	if len(c.Errors) > 0 {
+		attrs = append(attrs, "errors", c.Errors.String())
+	}
+	logger.Log(c.Request.Context(), level, "request", attrs...)
 }

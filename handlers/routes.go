@@ -60,11 +60,7 @@ type Options struct {
 func New(logger *slog.Logger, reg sse.Registry, opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(recovery(logger), accessLog(logger))
-	if opts.Metrics != nil {
-		r.Use(opts.Metrics.measure())
-	}
-	r.Use(cors(opts.AllowOrigins))
+	r.Use(recovery(logger), accessLog(logger, opts.Metrics), cors(opts.AllowOrigins))
 
 	sv := &streamer{logger: logger, limit: newSubjectLimit(opts.MaxStreamsPerSubject), metrics: opts.Metrics, retry: opts.Retry}
 	job := opts.Metrics.countRuns(opts.Job)
