@@ -185,7 +185,12 @@ func newRegistry(ctx context.Context, cfg config, logger *slog.Logger) (sse.Regi
 	if cfg.redisURL == "" {
 		return sse.NewMemoryRegistry(cfg.registry), nil
 	}
-	reg, err := sseredis.New(ctx, cfg.redisURL, cfg.registry, sseredis.Options{Logger: logger})
+	reg, err := sseredis.New(ctx, cfg.redisURL, cfg.registry, sseredis.Options{
+		Logger: logger,
+		// A run whose instance goes away moves to another one and goes on
+		// from its last count.
+		Resume: handlers.Resume(cfg.progress.Run, cfg.authSecret != ""),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("-redis %s: %w", redactURL(cfg.redisURL), err)
 	}

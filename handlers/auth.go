@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"gin-sse-progress/auth"
+	"gin-sse-progress/sse"
 )
 
 // requester is who made a request, as authenticate found it.
@@ -40,6 +42,28 @@ func clientKey(c *gin.Context, id string) string {
 		return id
 	}
 	return strconv.Itoa(len(sub)) + ":" + sub + ":" + id
+}
+
+// idOfKey returns the client id of a registry key that clientKey made, with
+// a subject if withAuth.
+func idOfKey(key string, withAuth bool) string {
+	if !withAuth {
+		return key
+	}
+	n, rest, ok := strings.Cut(key, ":")
+	l, err := strconv.Atoi(n)
+	if !ok || err != nil || l < 0 || l+1 > len(rest) {
+		return key // not a key of clientKey's
+	}
+	return rest[l+1:]
+}
+
+// Resume returns the job that goes on with a run that moved to this
+// instance from one that went away (sseredis.Options.Resume): job, for the
+// client id of the registry's key. withAuth says whether keys name a
+// subject (Options.Auth).
+func Resume(job func(id string) sse.RunFunc, withAuth bool) func(key string) sse.RunFunc {
+	return func(key string) sse.RunFunc { return job(idOfKey(key, withAuth)) }
 }
 
 // authenticate lets through a request with a valid token (see

@@ -20,6 +20,9 @@ type Progress struct {
 }
 
 // Run returns the run for client id. The first update goes out at once.
+// A run that moved from another instance (r.Last) goes on a tick later
+// with the count after the last one it logged: its state is nothing but
+// that count.
 func (p Progress) Run(id string) sse.RunFunc {
 	return func(ctx context.Context, r *sse.Run) {
 		quoted, _ := json.Marshal(id) // marshalling a string cannot fail
@@ -27,7 +30,20 @@ func (p Progress) Run(id string) sse.RunFunc {
 
 		ticker := time.NewTicker(p.Tick)
 		defer ticker.Stop()
-		for count := 0; ; count += p.Step {
+		start := 0
+		if last, ok := r.Last(); ok {
+			var logged struct{ Count *int }
+			if json.Unmarshal([]byte(last.Data), &logged) == nil && logged.Count != nil {
+				start = *logged.Count + p.Step
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+				}
+			}
+		}
+		// A run that moved after its last update has only its close left.
+		for count := start; count <= 100; count += p.Step {
 			// Send fails only for a name with a line break; these are fixed.
 			_ = r.Send("update", prefix+strconv.Itoa(count)+"}")
 			if count >= 100 {

@@ -116,6 +116,9 @@ const (
 	// ReasonLost: the registry lost the client's events, as a registry
 	// shared through a store does when its link to it breaks.
 	ReasonLost = "the registry lost its events; later ones may be missing"
+	// ReasonRunLost: the run stopped with the instance that ran it, and
+	// no other instance could go on with it.
+	ReasonRunLost = "the run stopped with its instance"
 )
 
 // GapData returns the data of a gap event: {"reason": reason,

@@ -6,6 +6,10 @@ import "context"
 // soon after ctx is done, and calls r.Finish with its last event when it
 // completes. The registry starts it in a goroutine of its own and waits for
 // it in Close.
+//
+// A registry shared by several instances may move a run whose instance
+// went away to another instance: it then calls a RunFunc there with r.Last
+// set to the last event the run logged, and the work goes on from it.
 type RunFunc func(ctx context.Context, r *Run)
 
 // PublishFunc logs an event of a run, the run's final one if final is set,
@@ -15,12 +19,28 @@ type PublishFunc func(name, data string, final bool) error
 // Run is the handle a RunFunc publishes through.
 type Run struct {
 	publish PublishFunc
+	last    *Entry // the last event the run logged before it moved, or nil
 }
 
 // NewRun returns the handle of a run whose events go to publish. Send and
 // Finish check the event's name before they call it.
 func NewRun(publish PublishFunc) *Run {
 	return &Run{publish: publish}
+}
+
+// ContinueRun returns the handle of a run that goes on after last, the
+// last event it logged on the instance it moved from.
+func ContinueRun(publish PublishFunc, last Entry) *Run {
+	return &Run{publish: publish, last: &last}
+}
+
+// Last returns the last event the run logged before it moved to this
+// instance, and ok; or ok false for a run that starts afresh.
+func (r *Run) Last() (last Entry, ok bool) {
+	if r.last == nil {
+		return Entry{}, false
+	}
+	return *r.last, true
 }
 
 // Send appends an event to the client's log and wakes its stream. The

@@ -38,7 +38,7 @@ func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64,
 		return nil, nil, err
 	}
 	if started, _ := res[5].(int64); started == 1 {
-		if err := r.launch(ctx, id, token, fn); err != nil {
+		if err := r.launch(ctx, id, token, fn, nil); err != nil {
 			detach()
 			return nil, nil, err
 		}

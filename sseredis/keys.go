@@ -33,6 +33,17 @@ func runKey(id string) string       { return "sse:{" + id + "}:run" }
 func channel(id string) string      { return "sse:{" + id + "}" }
 func ownerChannel(id string) string { return "sse:{" + id + "}:owner" }
 
+// runsIndex holds the clients whose run is going, each with the moment its
+// owner's claim runs out (its score, in Unix ms). It is where an instance
+// looks for runs whose owner went away, to take them over. Its key is not
+// in any client's slot: it is an index, updated beside the scripts, not by
+// them.
+const runsIndex = "sse:runs"
+
+// handoverChannel is where an instance that shuts down names each run it
+// let go of, for another instance to take over at once.
+const handoverChannel = "sse:handover"
+
 // clientOf returns the client id of a channel.
 func clientOf(ch string) string {
 	ch = strings.TrimSuffix(ch, ":owner")

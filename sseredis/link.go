@@ -26,7 +26,7 @@ func openLink(ctx context.Context, rdb *redis.Client) (*redis.PubSub, error) {
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return nil, err
 	}
-	ps := rdb.Subscribe(ctx)
+	ps := rdb.Subscribe(ctx, handoverChannel)
 	if err := ps.Ping(ctx); err != nil {
 		_ = ps.Close()
 		return nil, err
@@ -113,6 +113,13 @@ func (r *Registry) listen(ps *redis.PubSub) {
 		r.heard.Store(time.Now().UnixNano())
 		switch m := msg.(type) {
 		case *redis.Message:
+			if m.Channel == handoverChannel {
+				select {
+				case r.nudge <- struct{}{}:
+				default: // keep is already due to look
+				}
+				continue
+			}
 			r.deliver(clientOf(m.Channel), m.Payload)
 		case *redis.Pong:
 			r.subMu.Lock()

@@ -28,6 +28,12 @@ type Options struct {
 	// Logger reports the link to Redis going down and coming back, and
 	// runs stopped because their claim was lost. Nil discards.
 	Logger *slog.Logger
+	// Resume returns the job that goes on with a run of client whose
+	// instance went away, from the last event it logged (sse.Run.Last):
+	// handed over at once when that instance shuts down, taken over after
+	// the lease when it dies. Nil: such a run ends with a final gap event
+	// (sse.ReasonRunLost), and a new run may start.
+	Resume func(client string) sse.RunFunc
 }
 
 // Registry is an sse.Registry shared by server instances through Redis, so
@@ -40,6 +46,7 @@ type Registry struct {
 	rdb     *redis.Client
 	scripts scripts
 	logger  *slog.Logger
+	resume  func(client string) sse.RunFunc
 	// self names this instance in the tokens of its runs.
 	self string
 
@@ -51,6 +58,7 @@ type Registry struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	appends   chan *appendReq // the runs' events, to appendLoop
+	nudge     chan struct{}   // wakes keep to take handed-over runs; room for one
 	heard     atomic.Int64    // when the pub/sub connection last had news, in Unix ns
 	// renewMu orders keep's renewals and detach's expiry: a renewal that
 	// read the streams held here before a detach must not land after it,
@@ -138,6 +146,8 @@ func New(ctx context.Context, u string, cfg sse.Config, opts Options) (*Registry
 		rdb:     rdb,
 		scripts: loadScripts(),
 		logger:  opts.Logger,
+		resume:  opts.Resume,
+		nudge:   make(chan struct{}, 1),
 		self:    hex.EncodeToString(self[:]),
 		ctx:     rctx,
 		cancel:  cancel,
@@ -240,15 +250,18 @@ func (r *Registry) LinkUp() bool {
 	return r.check() == nil
 }
 
-// Close ends the streams held here and the runs owned here, letting go of
-// their claims, waits for the registry's goroutines, and closes the
-// connection to Redis. Streams end without a final event, so browsers
-// reconnect, to another instance if there is one. Runs do not move: a
-// client whose run stopped here starts a new one.
+// Close ends the streams held here and stops the runs owned here, handing
+// them over to the other instances (see Options.Resume), waits for the
+// registry's goroutines, and closes the connection to Redis. Streams end
+// without a final event, so browsers reconnect, to another instance if
+// there is one.
 func (r *Registry) Close() {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
 		r.closed = true
+		for _, run := range r.runs {
+			run.handover.Store(true) // another instance goes on with it
+		}
 		r.stopLocal(func(s *sse.Stream) { s.End(sse.EndShutdown) })
 		r.mu.Unlock()
 

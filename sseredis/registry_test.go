@@ -31,8 +31,15 @@ type instance struct {
 
 func newInstance(t *testing.T, redis *redistest.Server, cfg sse.Config, lease time.Duration) *instance {
 	t.Helper()
+	return newInstanceWith(t, redis, cfg, Options{Lease: lease})
+}
+
+// newInstanceWith is newInstance with opts, whose Logger it sets.
+func newInstanceWith(t *testing.T, redis *redistest.Server, cfg sse.Config, opts Options) *instance {
+	t.Helper()
 	log := &logBuffer{}
-	reg, err := New(t.Context(), redis.URL(), cfg, Options{Lease: lease, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	opts.Logger = slog.New(slog.NewTextHandler(log, nil))
+	reg, err := New(t.Context(), redis.URL(), cfg, opts)
 	require.NoError(t, err)
 	t.Cleanup(reg.Close)
 	return &instance{Registry: reg, srv: ssetest.NewServer(t, reg), log: log}

@@ -20,6 +20,9 @@ import (
 type ownedRun struct {
 	token  string
 	cancel context.CancelFunc
+	// handover is set when the instance shuts down: the run's claim is
+	// then handed over rather than let go.
+	handover atomic.Bool
 	// finished is set once the final event is logged, which lets go of
 	// the claim: keep must not take that for a lost one.
 	finished atomic.Bool
@@ -46,13 +49,14 @@ func (r *Registry) Start(ctx context.Context, id string, fn sse.RunFunc) error {
 	case n < 0:
 		return sse.ErrRunning
 	}
-	return r.launch(ctx, id, token, fn)
+	return r.launch(ctx, id, token, fn, nil)
 }
 
-// launch starts fn as the run of client id whose claim token holds. The
-// claim is renewed while fn runs, and let go when it returns; if fn cannot
-// start, it is let go at once.
-func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc) error {
+// launch starts fn as the run of client id whose claim token holds, going
+// on after last if it moved from another instance. The claim is renewed
+// while fn runs, and let go when it returns (or handed over, if the
+// instance is shutting down); if fn cannot start, it is let go at once.
+func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc, last *sse.Entry) error {
 	// Subscribed, so that a remove on any instance stops the run at once.
 	// A run that misses it stops at its next event: its claim is gone.
 	epoch, err := r.subscribe(ctx, ownerChannel(id), false)
@@ -62,9 +66,14 @@ func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc)
 	}
 	rctx, cancel := context.WithCancel(r.ctx)
 	run := &ownedRun{token: token, cancel: cancel}
-	handle := sse.NewRun(func(name, data string, final bool) error {
+	publish := func(name, data string, final bool) error {
 		return r.publish(rctx, id, run, name, data, final)
-	})
+	}
+	handle := sse.NewRun(publish)
+	if last != nil {
+		handle = sse.ContinueRun(publish, *last)
+	}
+	r.indexRun(ctx, r.rdb, id)
 
 	r.mu.Lock()
 	if r.closed {
@@ -85,6 +94,14 @@ func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc)
 		}
 		r.mu.Unlock()
 		r.unsubscribe(ownerChannel(id), epoch)
+		switch {
+		case run.finished.Load():
+			r.unindex(id) // the final event let go of the claim
+			return
+		case run.handover.Load():
+			r.handOver(id, token)
+			return
+		}
 		// A run that finished has let go already; one that was stopped
 		// lets go here, so the client can start another at once.
 		r.release(id, token)
@@ -99,11 +116,14 @@ func (r *Registry) token() string {
 	return r.self + "-" + strconv.FormatUint(r.tokens, 10)
 }
 
-// release lets go of a run's claim, if it still holds it.
+// release lets go of a run's claim, if it still holds it, and takes it
+// out of runsIndex.
 func (r *Registry) release(id, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
-	_ = r.scripts.release.Run(ctx, r.rdb, []string{runKey(id)}, token).Err() // the lease ends it anyway
+	if n, err := r.scripts.release.Run(ctx, r.rdb, []string{runKey(id)}, token).Int(); err == nil && n == 1 {
+		_ = r.rdb.ZRem(ctx, runsIndex, id).Err()
+	} // else the lease ends it anyway, and a run that finished left the index on its own
 }
 
 // hold is how long the keys of a client with an open stream are kept from
@@ -128,6 +148,7 @@ func (r *Registry) keep() {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
+		case <-r.nudge: // a run was handed over: take it now
 		}
 		r.subMu.Lock()
 		ps := r.ps
@@ -141,6 +162,9 @@ func (r *Registry) keep() {
 			_ = ps.Ping(r.ctx, "keep") // a failure shows in listen
 		}
 		r.renew(every)
+		ctx, cancel := context.WithTimeout(r.ctx, every)
+		r.adopt(ctx)
+		cancel()
 	}
 }
 
@@ -172,6 +196,9 @@ func (r *Registry) renew(every time.Duration) {
 			// Eval, not EvalSha: a pipeline cannot fall back on
 			// NOSCRIPT after a Redis restart.
 			renewed[id] = r.scripts.renew.Eval(ctx, p, []string{runKey(id)}, run.token, r.lease.Milliseconds())
+			if !run.finished.Load() {
+				r.indexRun(ctx, p, id)
+			}
 		}
 		return nil
 	})

@@ -15,7 +15,7 @@ var lua embed.FS
 // scripts are the registry's Lua scripts, loaded once. Each script's file
 // says what its KEYS and ARGV are and what it returns.
 type scripts struct {
-	attach, attachRun, detach, start, append, renew, release, delivered, remove, drop *redis.Script
+	attach, attachRun, detach, start, takeover, append, renew, release, delivered, remove, drop *redis.Script
 }
 
 func loadScripts() scripts {
@@ -26,6 +26,7 @@ func loadScripts() scripts {
 		attachRun: script("attach_run"),
 		detach:    script("detach"),
 		start:     script("start"),
+		takeover:  script("takeover"),
 		append:    script("append"),
 		renew:     script("renew"),
 		release:   script("release"),

@@ -1,0 +1,127 @@
+package sseredis
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gin-sse-progress/sse"
+)
+
+// Runs that outlive their instance. A run's progress is its log: when the
+// instance that owns it goes away, another takes its claim and goes on from
+// the last event it logged (with Options.Resume). An instance that shuts
+// down lets go of its runs' claims and says so on handoverChannel, so that
+// the pause is about one tick; one that dies leaves its claims to expire,
+// after the lease, and keep finds them in runsIndex.
+
+// indexRun records, in runsIndex, that the run of client id is owned until
+// its lease runs out from now. A failure costs only a takeover after a
+// crash; keep's next renewal records it again.
+func (r *Registry) indexRun(ctx context.Context, p redis.Cmdable, id string) {
+	_ = p.ZAdd(ctx, runsIndex, redis.Z{Score: float64(time.Now().Add(r.lease).UnixMilli()), Member: id}).Err()
+}
+
+// unindex takes the run of client id out of runsIndex.
+func (r *Registry) unindex(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+	defer cancel()
+	_ = r.rdb.ZRem(ctx, runsIndex, id).Err()
+}
+
+// handOver lets go of the claim of a run that this instance stopped because
+// it is shutting down, and tells the other instances to take it over now.
+// With no Resume to go on with it, the run ends with a final gap event
+// instead, so that its streams hear of it.
+func (r *Registry) handOver(id, token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+	defer cancel()
+	let, err := r.scripts.release.Run(ctx, r.rdb, []string{runKey(id)}, token).Int()
+	if err != nil || let == 0 {
+		return // finished or removed meanwhile: nothing to hand over
+	}
+	if r.resume == nil {
+		r.loseRun(ctx, id)
+		return
+	}
+	_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, runsIndex, redis.Z{Score: 0, Member: id}) // due at once
+		p.Publish(ctx, handoverChannel, id)
+		return nil
+	})
+	r.logger.Info("run handed over: another instance goes on with it", "id", id)
+}
+
+// adopt takes over the runs whose owner went away: those whose claim, as
+// runsIndex records it, ran out before now, or was handed over.
+func (r *Registry) adopt(ctx context.Context) {
+	ids, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: runsIndex, ByScore: true, Start: "-inf", Stop: strconv.FormatInt(time.Now().UnixMilli(), 10), Count: 100,
+	}).Result()
+	if err != nil {
+		return // the link's trouble shows in listen; keep tries again
+	}
+	for _, id := range ids {
+		r.mu.Lock()
+		_, ours := r.runs[id]
+		r.mu.Unlock()
+		if !ours {
+			r.takeOver(ctx, id)
+		}
+	}
+}
+
+// loseRun ends the run of client id, whose owner went away, with a final gap
+// event (sse.ReasonRunLost): no instance can go on with it.
+func (r *Registry) loseRun(ctx context.Context, id string) {
+	n, err := r.scripts.takeover.Run(ctx, r.rdb, []string{hashKey(id), logKey(id), runKey(id)},
+		"", r.lease.Milliseconds(), "lose", sse.GapData(sse.ReasonRunLost, 0), channel(id)).Slice()
+	if err != nil {
+		return
+	}
+	if code, _ := n[0].(int64); code == -1 {
+		_ = r.rdb.ZRem(ctx, runsIndex, id).Err()
+		r.logger.Warn("run lost with its instance: ended with a gap", "id", id)
+	}
+}
+
+// takeOver claims the run of client id, if its owner went away, and goes
+// on with it here; without a Resume, it ends the run with a final gap.
+func (r *Registry) takeOver(ctx context.Context, id string) {
+	if r.resume == nil {
+		r.loseRun(ctx, id)
+		return
+	}
+	r.mu.Lock()
+	if r.usable() != nil {
+		r.mu.Unlock()
+		return
+	}
+	token := r.token()
+	r.mu.Unlock()
+	res, err := r.scripts.takeover.Run(ctx, r.rdb, []string{hashKey(id), logKey(id), runKey(id)},
+		token, r.lease.Milliseconds(), "claim", "", channel(id)).Slice()
+	if err != nil {
+		return
+	}
+	switch n, _ := res[0].(int64); n {
+	case 0:
+		return // owned: alive, or taken over by another instance first
+	case -1:
+		_ = r.rdb.ZRem(ctx, runsIndex, id).Err() // the client is gone, or its run finished
+		return
+	}
+	var last *sse.Entry
+	if len(res) == 3 {
+		name, _ := res[1].(string)
+		data, _ := res[2].(string)
+		last = &sse.Entry{Name: name, Data: data}
+	}
+	if err := r.launch(ctx, id, token, r.resume(id), last); err != nil {
+		r.logger.Warn("run not taken over", "id", id, "err", err)
+		return
+	}
+	r.logger.Info("run taken over: going on from its last event", "id", id)
+}
