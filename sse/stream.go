@@ -26,7 +26,7 @@ type Source interface {
 	// without any lock of the registry's: the registry must not change
 	// them afterwards (appending past them is fine).
 	Next() (seq uint64, events []Entry, final bool)
-	// Delivered records that the stream has written the run's final
+	// Delivered records that the stream is about to write the run's final
 	// event, numbered seq, so that a fresh stream of the client does not
 	// replay a run it has already shown.
 	Delivered(seq uint64)
@@ -226,6 +226,14 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 	defer heartbeat.Stop()
 	for {
 		if seq, events, final := s.src.Next(); len(events) > 0 {
+			if final {
+				// Recorded before the write, not after: a client that has
+				// the final event may open its next stream at once, and
+				// that fresh stream must not be shown this run again. If
+				// the write fails, a reconnect with Last-Event-ID still
+				// gets the final event from the log.
+				s.src.Delivered(seq + uint64(len(events)) - 1)
+			}
 			// A client that fell behind may have many events waiting:
 			// write them in chunks, so the buffer stays small and each
 			// chunk gets a deadline of its own.
@@ -249,7 +257,6 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 				cfg.OnWrite(len(events))
 			}
 			if final {
-				s.src.Delivered(seq + uint64(len(events)) - 1)
 				s.result = EndClose
 				return nil
 			}

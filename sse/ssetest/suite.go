@@ -37,6 +37,7 @@ func TestRegistry(t *testing.T, newRegistry NewRegistry) {
 		{"ResumeAfterDroppedConnection", testResumeAfterDroppedConnection},
 		{"DropResumes", testDropResumes},
 		{"FinishedRun", testFinishedRun},
+		{"NoReplayAfterClose", testNoReplayAfterClose},
 		{"NewClientContinuesNumbering", testNewClientContinuesNumbering},
 		{"Gaps", testGaps},
 		{"MaxStreams", testMaxStreams},
@@ -240,6 +241,36 @@ func testFinishedRun(t *testing.T, newRegistry NewRegistry) {
 		t.Errorf("first event of the next run %+v, want id 3", ev)
 	}
 	next.Finish(t, "close", "done")
+}
+
+// testNoReplayAfterClose opens the client's next stream the moment the
+// final event arrives, as a page whose "Run again" is clicked at once
+// does: the fresh stream is not shown the run it just had. Twenty times,
+// since it is a race.
+func testNoReplayAfterClose(t *testing.T, newRegistry NewRegistry) {
+	reg, srv := serve(t, newRegistry, Config())
+	st := srv.Open(t, "a", "")
+	next := uint64(1)
+	for range 50 {
+		start(t, reg, "a", Updates(2))
+		for {
+			ev := st.Next(t)
+			if ev.ID != strconv.FormatUint(next, 10) {
+				t.Fatalf("event %+v, want id %d: a replay of a run the client had", ev, next)
+			}
+			next++
+			if ev.Type == "close" {
+				break
+			}
+		}
+		// Attached at once, before the old stream's end is read, and
+		// served after.
+		s, detach, err := reg.Attach(t.Context(), "a", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = srv.Serve(t, s, detach)
+	}
 }
 
 func testNewClientContinuesNumbering(t *testing.T, newRegistry NewRegistry) {
