@@ -14,7 +14,7 @@ MODULES       := . bench e2e
 ADDR ?= $(if $(PORT),,127.0.0.1:3000)
 
 .DEFAULT_GOAL := help
-.PHONY: help run run-tls build test test-alone e2e screenshot bench microbench cover fuzz fmt fmt-check vet lint tidy check
+.PHONY: help run run-tls build test soak test-alone e2e screenshot bench microbench cover fuzz fmt fmt-check vet lint tidy check
 
 # help: list the targets
 help:
@@ -61,6 +61,12 @@ RATE    ?= 1000
 TICK    ?= 1s
 bench:
 	CLIENTS="$(CLIENTS)" SERVERS="$(SERVERS)" RATE="$(RATE)" TICK="$(TICK)" GO="$(GO)" sh bench/run.sh
+
+# soak: the server under faults for DURATION (default 5m): Redis, three instances behind fault-injecting proxies, hundreds of clients
+DURATION ?= 5m
+soak: build
+	@sh scripts/apt-install.sh redis-server
+	cd bench && $(GO) run ./soak -bin ../$(BIN) -duration $(DURATION) -out ../bin/soak.jsonl
 
 # microbench: Go benchmarks of the hot paths, with allocations
 microbench:

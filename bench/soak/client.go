@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gin-sse-progress/sse/ssetest"
+)
+
+// tally is what the clients saw, added up.
+type tally struct {
+	mu           sync.Mutex
+	runsStarted  int
+	runsDone     int
+	runsStuck    int            // runs abandoned
+	stuckWhy     map[string]int // why they were
+	updates      int            // received, once each
+	duplicates   int
+	outOfOrder   int
+	gaps         map[string]int // by reason
+	silentLosses int            // counts missing with no gap before them
+	longestStall time.Duration  // between two events of a run
+	reconnects   int
+	replays      int // events of a finished run shown again to a fresh stream
+	runsLost     int // runs that ended with a final gap
+}
+
+// stuckAfter is how long a run may go without an event before the client
+// gives up on it: past the lease of a crashed owner, and a Redis pause.
+const stuckAfter = 45 * time.Second
+
+// client is a browser: one id, its runs back to back, each read through a
+// proxy that a round robin picks, reconnecting with Last-Event-ID as
+// EventSource does, and starting each run through any instance.
+type client struct {
+	id    string
+	urls  []string // the proxies
+	next  int
+	http  *http.Client
+	step  int
+	retry time.Duration
+	t     *tally
+
+	lastID string // the Last-Event-ID a reconnect sends
+	doneID int    // the id of the last run's close: a fresh stream may replay up to it
+}
+
+func (c *client) stuck(why string) {
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	c.t.runsStuck++
+	c.t.stuckWhy[c.id+": "+why]++
+}
+
+func (c *client) pick() string {
+	u := c.urls[c.next%len(c.urls)]
+	c.next++
+	return u
+}
+
+// live does runs until ctx is done, then finishes the run it is in, for up
+// to drain.
+func (c *client) live(ctx, drain context.Context) {
+	for ctx.Err() == nil {
+		c.run(drain)
+	}
+}
+
+// run is one run: a stream, the POST that starts the run, and every event
+// to the close, across any number of cuts.
+func (c *client) run(ctx context.Context) {
+	st, ok := c.open(ctx, false)
+	if !ok {
+		return
+	}
+	if !c.start(ctx) {
+		st.close()
+		return
+	}
+	c.t.mu.Lock()
+	c.t.runsStarted++
+	c.t.mu.Unlock()
+
+	want := 0         // the next count
+	gapSince := false // a gap came since the last update
+	seen := map[int]bool{}
+	last := time.Now()
+	for {
+		ev, err := st.next(stuckAfter)
+		if err != nil {
+			if errors.Is(err, errStuck) || ctx.Err() != nil {
+				why := "no event for " + stuckAfter.String()
+				if ctx.Err() != nil {
+					why = "the drain ran out"
+				}
+				c.stuck(why + ", after " + c.lastID)
+				st.close()
+				return
+			}
+			// The stream ended without close: reconnect, after the retry.
+			st.close()
+			time.Sleep(c.retry)
+			c.t.mu.Lock()
+			c.t.reconnects++
+			c.t.mu.Unlock()
+			if st, ok = c.open(ctx, true); !ok {
+				c.stuck("no instance took the reconnect before the drain ran out")
+				return
+			}
+			if st == nil { // 204: the run is over; it ended with a final gap
+				c.t.mu.Lock()
+				c.t.runsLost++
+				c.t.mu.Unlock()
+				c.doneID, _ = strconv.Atoi(c.lastID)
+				return
+			}
+			continue
+		}
+		if id, err := strconv.Atoi(ev.ID); err == nil && id <= c.doneID {
+			// A fresh stream is shown the last run again when the server
+			// could not record that it was delivered (best effort, and
+			// faults are on): events before this run, not of it.
+			c.t.mu.Lock()
+			c.t.replays++
+			c.t.mu.Unlock()
+			continue
+		}
+		now := time.Now()
+		stall := now.Sub(last)
+		last = now
+		c.t.mu.Lock()
+		c.t.longestStall = max(c.t.longestStall, stall)
+		switch ev.Type {
+		case "gap":
+			var d struct{ Reason string }
+			_ = json.Unmarshal([]byte(ev.Data), &d)
+			c.t.gaps[d.Reason]++
+			gapSince = true
+		case "update":
+			var d struct{ Count int }
+			_ = json.Unmarshal([]byte(ev.Data), &d)
+			switch {
+			case seen[d.Count]:
+				c.t.duplicates++
+			case d.Count < want:
+				c.t.outOfOrder++
+			default:
+				if d.Count > want && !gapSince {
+					c.t.silentLosses += (d.Count - want) / c.step
+				}
+				seen[d.Count] = true
+				c.t.updates++
+				want = d.Count + c.step
+				gapSince = false
+			}
+		case "close":
+			if want <= 100 && !gapSince {
+				c.t.silentLosses += (100-want)/c.step + 1
+			}
+			c.t.runsDone++
+			c.t.mu.Unlock()
+			c.doneID, _ = strconv.Atoi(ev.ID)
+			st.close()
+			return
+		}
+		c.t.mu.Unlock()
+	}
+}
+
+// open opens the client's stream through the next proxy, resuming after
+// lastID if resume is set, and tries the next while an instance refuses.
+// It returns nil and true for a 204: nothing left to send.
+func (c *client) open(ctx context.Context, resume bool) (*stream, bool) {
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.pick()+"/event/push?id="+c.id, nil)
+		if resume && c.lastID != "" {
+			req.Header.Set("Last-Event-ID", c.lastID)
+		}
+		resp, err := c.http.Do(req)
+		if err == nil {
+			switch resp.StatusCode {
+			case http.StatusOK:
+				return &stream{c: c, resp: resp, r: ssetest.NewReader(resp.Body)}, true
+			case http.StatusNoContent:
+				_ = resp.Body.Close()
+				return nil, true
+			}
+			_ = resp.Body.Close()
+		}
+		time.Sleep(c.retry) // refused, or down: the browser waits, then tries again
+	}
+	return nil, false
+}
+
+// start POSTs the run through the next proxy, until an instance takes it.
+// A 409 is a POST whose answer was lost on its way: the run goes.
+func (c *client) start(ctx context.Context) bool {
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pick()+"/event/progress",
+			strings.NewReader(`{"id":"`+c.id+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.http.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusConflict {
+				return true
+			}
+		}
+		time.Sleep(c.retry)
+	}
+	return false
+}
+
+var errStuck = errors.New("no event for too long")
+
+// stream is an open stream of a client.
+type stream struct {
+	c    *client
+	resp *http.Response
+	r    *ssetest.Reader
+}
+
+// next returns the next event, or errStuck if none comes within wait.
+func (s *stream) next(wait time.Duration) (ssetest.Event, error) {
+	type result struct {
+		ev  ssetest.Event
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		ev, err := s.r.Next()
+		got <- result{ev, err}
+	}()
+	select {
+	case res := <-got:
+		if res.err == nil && res.ev.ID != "" {
+			s.c.lastID = res.ev.ID
+		}
+		return res.ev, res.err
+	case <-time.After(wait):
+		_ = s.resp.Body.Close() // ends the read above
+		<-got
+		return ssetest.Event{}, fmt.Errorf("%w: %s", errStuck, wait)
+	}
+}
+
+func (s *stream) close() { _ = s.resp.Body.Close() }
+
+func clientID(i int) string { return "soak-" + strconv.Itoa(i) }
