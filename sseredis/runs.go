@@ -32,28 +32,44 @@ type ownedRun struct {
 // see sse.Registry. A client whose run is claimed by any instance gets
 // sse.ErrRunning.
 func (r *Registry) Start(ctx context.Context, id string, fn sse.RunFunc) error {
-	r.mu.Lock()
-	if err := r.usable(); err != nil {
-		r.mu.Unlock()
+	token, err := r.claim(ctx, id)
+	if err != nil {
 		return err
-	}
-	token := r.token()
-	r.mu.Unlock()
-
-	switch n, err := r.scripts.start.Run(ctx, r.rdb,
-		[]string{hashKey(id), logKey(id), runKey(id)}, token, r.lease.Milliseconds()).Int(); {
-	case err != nil:
-		return unavailable(err)
-	case n == 0:
-		return sse.ErrUnknownClient
-	case n < 0:
-		return sse.ErrRunning
 	}
 	return r.launch(ctx, id, token, fn, nil)
 }
 
-// launch starts fn as the run of client id whose claim token holds, going
-// on after last if it moved from another instance. The claim is renewed
+// claim claims the run of client id for a new token, which it returns. The
+// run goes into runsIndex first, so that if this instance dies before the
+// run logs anything, its claim is found and taken over once it runs out:
+// the client, told its run is going (409 to another POST), is never left
+// waiting for a run that nobody owns.
+func (r *Registry) claim(ctx context.Context, id string) (string, error) {
+	r.mu.Lock()
+	if err := r.usable(); err != nil {
+		r.mu.Unlock()
+		return "", err
+	}
+	token := r.token()
+	r.mu.Unlock()
+
+	r.indexRun(ctx, r.rdb, id)
+	switch n, err := r.scripts.start.Run(ctx, r.rdb,
+		[]string{hashKey(id), logKey(id), runKey(id)}, token, r.lease.Milliseconds()).Int(); {
+	case err != nil:
+		return "", unavailable(err)
+	case n == 0:
+		r.unindex(id) // no such client: nothing to take over
+		return "", sse.ErrUnknownClient
+	case n < 0:
+		return "", sse.ErrRunning // indexed by its owner too
+	}
+	return token, nil
+}
+
+// launch starts fn as the run of client id whose claim token holds, and
+// which runsIndex records, going on after last if it moved from another
+// instance. The claim is renewed
 // while fn runs, and let go when it returns (or handed over, if the
 // instance is shutting down); if fn cannot start, it is let go at once.
 func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc, last *sse.Entry) error {
@@ -73,7 +89,6 @@ func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc,
 	if last != nil {
 		handle = sse.ContinueRun(publish, *last)
 	}
-	r.indexRun(ctx, r.rdb, id)
 
 	r.mu.Lock()
 	if r.closed {

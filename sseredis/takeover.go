@@ -113,6 +113,7 @@ func (r *Registry) takeOver(ctx context.Context, id string) {
 		_ = r.rdb.ZRem(ctx, runsIndex, id).Err() // the client is gone, or its run finished
 		return
 	}
+	r.indexRun(ctx, r.rdb, id) // owned until the lease runs out, not due now
 	var last *sse.Entry
 	if len(res) == 3 {
 		name, _ := res[1].(string)

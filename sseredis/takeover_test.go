@@ -149,6 +149,25 @@ func TestTakeoverAfterCrash(t *testing.T) {
 	assert.Equal(t, 1, logsOf(c[1:], "run taken over"))
 }
 
+// TestTakeoverBeforeTheFirstEvent: an owner that dies between claiming a
+// run and logging its first event leaves a claim that refuses other starts
+// (the client hears that its run is going) until the lease runs out; then
+// another instance runs it, from the start.
+func TestTakeoverBeforeTheFirstEvent(t *testing.T) {
+	const updates, tick, lease = 10, 20 * time.Millisecond, 300 * time.Millisecond
+	c := movable(t, redistest.Start(t), 3, lease, updates, tick)
+	owner, holder := c[0], c[2]
+	st := holder.srv.Open(t, "a", "")
+	_, err := owner.claim(t.Context(), "a")
+	require.NoError(t, err)
+	require.NoError(t, owner.rdb.Close()) // dead before its run began
+
+	require.ErrorIs(t, holder.Start(t.Context(), "a", counting(updates, tick)), sse.ErrRunning)
+	events, _ := readAll(t, st)
+	wantEveryCount(t, events, updates)
+	assert.Equal(t, 1, logsOf(c[1:], "run taken over"))
+}
+
 // TestTakeoverIsExclusive: five instances race for a handed-over run,
 // called at once on top of their own scans: one of them goes on with it,
 // and no count comes twice.

@@ -21,6 +21,7 @@ type tally struct {
 	runsDone     int
 	runsStuck    int            // runs abandoned
 	stuckWhy     map[string]int // why they were
+	trails       map[string][]string
 	updates      int            // received, once each
 	duplicates   int
 	outOfOrder   int
@@ -50,6 +51,20 @@ type client struct {
 
 	lastID string // the Last-Event-ID a reconnect sends
 	doneID int    // the id of the last run's close: a fresh stream may replay up to it
+
+	trail []string // the client's last requests and their answers, for a stuck run's report
+}
+
+// note adds what a request through proxy i got to the client's trail.
+func (c *client) note(i int, what string, resp *http.Response, err error) {
+	answer := "error: " + fmt.Sprint(err)
+	if err == nil {
+		answer = strconv.Itoa(resp.StatusCode)
+	}
+	if len(c.trail) == 12 {
+		c.trail = c.trail[1:]
+	}
+	c.trail = append(c.trail, fmt.Sprintf("%s %s via %c: %s", time.Now().Format("15:04:05.000"), what, 'a'+i, answer))
 }
 
 func (c *client) stuck(why string) {
@@ -57,12 +72,14 @@ func (c *client) stuck(why string) {
 	defer c.t.mu.Unlock()
 	c.t.runsStuck++
 	c.t.stuckWhy[c.id+": "+why]++
+	c.t.trails[c.id] = c.trail
 }
 
-func (c *client) pick() string {
-	u := c.urls[c.next%len(c.urls)]
+// pick returns the next proxy's URL and its index.
+func (c *client) pick() (string, int) {
+	i := c.next % len(c.urls)
 	c.next++
-	return u
+	return c.urls[i], i
 }
 
 // live does runs until ctx is done, then finishes the run it is in, for up
@@ -179,11 +196,13 @@ func (c *client) run(ctx context.Context) {
 // It returns nil and true for a 204: nothing left to send.
 func (c *client) open(ctx context.Context, resume bool) (*stream, bool) {
 	for ctx.Err() == nil {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.pick()+"/event/push?id="+c.id, nil)
+		u, i := c.pick()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u+"/event/push?id="+c.id, nil)
 		if resume && c.lastID != "" {
 			req.Header.Set("Last-Event-ID", c.lastID)
 		}
 		resp, err := c.http.Do(req)
+		c.note(i, "GET after "+c.lastID, resp, err)
 		if err == nil {
 			switch resp.StatusCode {
 			case http.StatusOK:
@@ -203,10 +222,12 @@ func (c *client) open(ctx context.Context, resume bool) (*stream, bool) {
 // A 409 is a POST whose answer was lost on its way: the run goes.
 func (c *client) start(ctx context.Context) bool {
 	for ctx.Err() == nil {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pick()+"/event/progress",
+		u, i := c.pick()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u+"/event/progress",
 			strings.NewReader(`{"id":"`+c.id+`"}`))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := c.http.Do(req)
+		c.note(i, "POST", resp, err)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusConflict {

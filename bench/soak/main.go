@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	transport := &http.Transport{MaxIdleConnsPerHost: 2 * o.clients, DisableCompression: true}
 	defer transport.CloseIdleConnections()
 	hc := &http.Client{Transport: transport}
-	t := &tally{gaps: map[string]int{}, stuckWhy: map[string]int{}}
+	t := &tally{gaps: map[string]int{}, stuckWhy: map[string]int{}, trails: map[string][]string{}}
 	faultCtx, endFaults := context.WithTimeout(ctx, o.duration)
 	defer endFaults()
 	drainCtx, endDrain := context.WithTimeout(ctx, o.duration+stuckAfter+15*time.Second)
@@ -172,6 +172,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "stuck %s: hash %s; claim %s (ttl %s ms); index %s\n", id,
 			redis.do(ctx, "HGETALL", "sse:{"+id+"}"), redis.do(ctx, "GET", "sse:{"+id+"}:run"),
 			redis.do(ctx, "PTTL", "sse:{"+id+"}:run"), redis.do(ctx, "ZSCORE", "sse:runs", id))
+		for _, line := range t.trails[id] {
+			fmt.Fprintln(stderr, "  ", line)
+		}
 	}
 	res.print(stdout)
 	line, _ := json.Marshal(res)
