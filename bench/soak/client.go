@@ -19,10 +19,10 @@ type tally struct {
 	mu           sync.Mutex
 	runsStarted  int
 	runsDone     int
-	runsStuck    int            // runs abandoned
-	stuckWhy     map[string]int // why they were
-	trails       map[string][]string
-	updates      int            // received, once each
+	runsStuck    int                 // runs abandoned
+	stuckWhy     map[string]int      // why they were
+	trails       map[string][]string // the stuck clients' last requests
+	updates      int                 // received, once each
 	duplicates   int
 	outOfOrder   int
 	gaps         map[string]int // by reason

@@ -108,9 +108,17 @@ type instance struct {
 	args []string
 	logs *logFile
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	starts int
+}
+
+// started returns how many times the instance was started.
+func (in *instance) started() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.starts
 }
 
 func newInstance(ctx context.Context, name, bin, dir string, args []string) (*instance, error) {
@@ -136,6 +144,7 @@ func (in *instance) start(ctx context.Context) error {
 	go func() { _ = cmd.Wait(); close(done) }()
 	in.mu.Lock()
 	in.cmd, in.done = cmd, done
+	in.starts++
 	in.mu.Unlock()
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if in.healthy(ctx) {

@@ -117,7 +117,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	drainCtx, endDrain := context.WithTimeout(ctx, o.duration+stuckAfter+15*time.Second)
 	defer endDrain()
 
-	idleBefore := takeSample(ctx, instances[0]) // before any client
+	atStart := make([]sample, len(instances)) // before any client
+	for i, in := range instances {
+		atStart[i] = takeSample(ctx, in)
+	}
 	var clients sync.WaitGroup
 	for i := range o.clients {
 		c := &client{id: clientID(i), urls: urls, next: i, http: hc, step: 5, retry: 200 * time.Millisecond, t: t}
@@ -148,7 +151,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	clients.Wait()
 	transport.CloseIdleConnections()
 	time.Sleep(3 * time.Second) // the streams' ends reach the instances
-	idleAfter := takeSample(ctx, kept)
 	first, last := windows(series)
 
 	res := result{
@@ -158,14 +160,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Gaps: t.gaps, SilentLosses: t.silentLosses, LongestStallMS: float64(t.longestStall) / 1e6,
 		Reconnects: t.reconnects, Replays: t.replays, Faults: f.counts(),
 		KeptGoroutines: [2]float64{first.goroutines, last.goroutines}, KeptRSSMiB: [2]float64{first.rss / (1 << 20), last.rss / (1 << 20)},
-		KeptIdleGoroutines: [2]float64{idleBefore.goroutines, idleAfter.goroutines}, StuckWhy: t.stuckWhy,
-		Errors: map[string]map[string]int{},
+		StuckWhy: t.stuckWhy, Errors: map[string]map[string]int{},
 	}
-	for _, in := range instances {
+	for i, in := range instances {
 		if e := in.logs.errors(); len(e) > 0 {
 			res.Errors[in.name] = e
 		}
+		end := takeSample(ctx, in)
+		res.Each = append(res.Each, instanceReport{Name: in.name, Started: in.started(),
+			Goroutines: [2]float64{atStart[i].goroutines, end.goroutines},
+			RSSMiB:     [2]float64{atStart[i].rss / (1 << 20), end.rss / (1 << 20)}})
 	}
+	res.KeptIdleGoroutines = res.Each[0].Goroutines
 	res.Missed = res.targets()
 	for who := range t.stuckWhy { // what Redis holds for a stuck client, to read
 		id, _, _ := strings.Cut(who, ":")
@@ -350,10 +356,21 @@ type result struct {
 	KeptRSSMiB      [2]float64     `json:"kept_rss_mib"`
 	// KeptIdleGoroutines are the kept instance's goroutines before the
 	// clients came and after they left: a leak shows there.
-	KeptIdleGoroutines [2]float64                `json:"kept_idle_goroutines"`
-	StuckWhy           map[string]int            `json:"stuck_why,omitempty"`
-	Errors             map[string]map[string]int `json:"errors_logged"`
-	Missed             []string                  `json:"targets_missed"`
+	KeptIdleGoroutines [2]float64 `json:"kept_idle_goroutines"`
+	// Each is every instance at the start and at the end, idle both times;
+	// a restarted one is its last process at the end.
+	Each     []instanceReport          `json:"instances_idle"`
+	StuckWhy map[string]int            `json:"stuck_why,omitempty"`
+	Errors   map[string]map[string]int `json:"errors_logged"`
+	Missed   []string                  `json:"targets_missed"`
+}
+
+// instanceReport is an instance, idle, at the soak's start and its end.
+type instanceReport struct {
+	Name       string     `json:"name"`
+	Started    int        `json:"started"` // times: 1 for the kept one
+	Goroutines [2]float64 `json:"goroutines"`
+	RSSMiB     [2]float64 `json:"rss_mib"`
 }
 
 // targets lists the targets the result misses.
@@ -394,6 +411,10 @@ func (r result) print(w io.Writer) {
 	row("kept instance: goroutines", "%.0f → %.0f (first and last fifth, medians); idle %.0f → %.0f",
 		r.KeptGoroutines[0], r.KeptGoroutines[1], r.KeptIdleGoroutines[0], r.KeptIdleGoroutines[1])
 	row("kept instance: RSS", "%.1f → %.1f MiB (first and last fifth, medians)", r.KeptRSSMiB[0], r.KeptRSSMiB[1])
+	for _, in := range r.Each {
+		row("instance "+in.Name+", idle: start → end", "%.0f → %.0f goroutines, %.1f → %.1f MiB RSS, started %d×",
+			in.Goroutines[0], in.Goroutines[1], in.RSSMiB[0], in.RSSMiB[1], in.Started)
+	}
 	if len(r.StuckWhy) > 0 {
 		row("stuck runs", "%s", sorted(r.StuckWhy))
 	}
