@@ -54,7 +54,10 @@ func requestEnded(c *gin.Context, logger *slog.Logger, m *Metrics, start time.Ti
 		m.record(c, start)
 	}
 	level := slog.LevelDebug
-	if c.Writer.Status() >= http.StatusInternalServerError {
+	switch status := c.Writer.Status(); {
+	case status == http.StatusServiceUnavailable: // "not now" (shutting down, Redis out of reach), not a fault
+		level = slog.LevelWarn
+	case status >= http.StatusInternalServerError:
 		level = slog.LevelError
 	}
 	attrs := []any{

@@ -1,11 +1,11 @@
 package handlers_test
 
 import (
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,13 +22,15 @@ import (
 // TestRegistryUnavailable serves the API on the Redis registry and stops
 // Redis: /healthz says so, and every call that needs the registry gets a 503
 // with Retry-After and a JSON error, never a 500. Once Redis is back, the
-// server serves again.
+// server serves again. The 503s are logged as warnings: "not now" is not a
+// fault.
 func TestRegistryUnavailable(t *testing.T) {
 	redis := redistest.Start(t)
 	cfg := ssetest.Config()
 	reg, err := sseredis.New(t.Context(), redis.URL(), cfg, sseredis.Options{})
 	require.NoError(t, err)
-	r := handlers.New(slog.New(slog.NewTextHandler(io.Discard, nil)), reg, handlers.Options{
+	log := &lockedLog{}
+	r := handlers.New(slog.New(slog.NewTextHandler(log, nil)), reg, handlers.Options{
 		Job:   job.Progress{Tick: time.Hour, Step: 5}.Run,
 		Retry: cfg.Retry,
 	})
@@ -55,10 +57,31 @@ func TestRegistryUnavailable(t *testing.T) {
 		assert.NotEmpty(t, resp.Header.Get("Retry-After"), req.path)
 		assert.NotEmpty(t, decode(t, resp)["error"], req.path)
 	}
+	assert.Eventually(t, func() bool { return strings.Count(log.String(), "level=WARN msg=request") >= 4 },
+		time.Second, 10*time.Millisecond, "each 503 logged as a warning")
+	assert.NotContains(t, log.String(), "level=ERROR")
 
 	redis.Restart()
 	require.Eventually(t, func() bool {
 		return s.do(t, http.MethodGet, "/healthz", nil, nil).StatusCode == http.StatusOK
 	}, 10*time.Second, 10*time.Millisecond)
 	s.open(t, "a", "", nil)
+}
+
+// lockedLog is a log that the server writes while the test reads it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
