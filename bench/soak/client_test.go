@@ -120,7 +120,7 @@ func TestTallyFindsWhatIsWrong(t *testing.T) {
 
 // TestTargets: a result with any fault misses a target.
 func TestTargets(t *testing.T) {
-	good := result{RunsStarted: 10, RunsDone: 10, Updates: 210, UpdatesExpected: 210,
+	good := result{Faults: map[string]int{"SIGKILL and restart": 1}, RunsStarted: 10, RunsDone: 10, Updates: 210, UpdatesExpected: 210,
 		KeptRSSMiB: [2]float64{30, 31}, KeptGoroutines: [2]float64{100, 110}, KeptIdleGoroutines: [2]float64{12, 12}}
 	assert.Empty(t, good.targets())
 	for name, spoil := range map[string]func(*result){
@@ -131,6 +131,7 @@ func TestTargets(t *testing.T) {
 		"RSS flat":                 func(r *result) { r.KeptRSSMiB[1] = 60 },
 		"goroutines flat":          func(r *result) { r.KeptGoroutines[1] = 200 },
 		"no goroutine left behind": func(r *result) { r.KeptIdleGoroutines[1] = 30 },
+		"no SIGKILL and restart":   func(r *result) { r.Faults = map[string]int{"SIGKILL and restart": 0} },
 	} {
 		r := good
 		spoil(&r)

@@ -18,9 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -255,13 +257,18 @@ func (f *faults) schedule(ctx context.Context, o options, restart []*instance, p
 	termEvery, killEvery, pauseEvery, toxicEvery := every(30*time.Second), every(60*time.Second), every(60*time.Second), every(20*time.Second)
 	var wg sync.WaitGroup
 	busy := make([]sync.Mutex, len(restart)) // one lifecycle at a time per instance
-	// cycle stops instance i with sig and starts it again after down, unless
-	// it is in the middle of another cycle. The counts are taken here, on
-	// the scheduler's goroutine; the cycle runs on its own.
+	// cycle stops an instance with sig and starts it again after down: the
+	// i-th, or if it is in the middle of another cycle, the next free one
+	// (a SIGKILL due with a SIGTERM goes to another instance). The counts
+	// are taken here, on the scheduler's goroutine; the cycle runs on its
+	// own.
 	cycle := func(i int, sig syscall.Signal, down time.Duration, n *int) {
-		if !busy[i].TryLock() {
-			return
+		for tries := 0; !busy[i%len(restart)].TryLock(); i++ {
+			if tries++; tries == len(restart) {
+				return // all busy
+			}
 		}
+		i %= len(restart)
 		f.add(n)
 		wg.Go(func() {
 			defer busy[i].Unlock()
@@ -380,6 +387,9 @@ func (r result) targets() []string {
 		if !ok {
 			missed = append(missed, what)
 		}
+	}
+	for _, fault := range slices.Sorted(maps.Keys(r.Faults)) {
+		check(r.Faults[fault] > 0, "no "+fault)
 	}
 	check(r.Duplicates == 0, "duplicates")
 	check(r.OutOfOrder == 0, "out of order")
