@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"maps"
 	"net/http"
 	"os"
@@ -106,7 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer p.close()
 		instances, proxies, urls = append(instances, in), append(proxies, p), append(urls, "http://"+p.addr())
 	}
-	fmt.Fprintf(stderr, "soak: %d instances on %s, %d clients, faults for %s; logs in %s\n",
+	status := log.New(stderr, "soak: ", 0)
+	status.Printf("%d instances on %s, %d clients, faults for %s; logs in %s",
 		o.instances, redis.addr(), o.clients, o.duration, dir)
 
 	// Clients share a transport with room for a stream and a POST each.
@@ -177,16 +179,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	res.Missed = res.targets()
 	for who := range t.stuckWhy { // what Redis holds for a stuck client, to read
 		id, _, _ := strings.Cut(who, ":")
-		fmt.Fprintf(stderr, "stuck %s: hash %s; claim %s (ttl %s ms); index %s\n", id,
+		status.Printf("stuck %s: hash %s; claim %s (ttl %s ms); index %s", id,
 			redis.do(ctx, "HGETALL", "sse:{"+id+"}"), redis.do(ctx, "GET", "sse:{"+id+"}:run"),
 			redis.do(ctx, "PTTL", "sse:{"+id+"}:run"), redis.do(ctx, "ZSCORE", "sse:runs", id))
 		for _, line := range t.trails[id] {
-			fmt.Fprintln(stderr, "  ", line)
+			status.Print("   ", line)
 		}
 	}
-	res.print(stdout)
-	line, _ := json.Marshal(res)
-	fmt.Fprintln(stdout, string(line))
+	line, _ := json.Marshal(res) // plain fields: cannot fail
+	if _, err := io.WriteString(stdout, res.table()+string(line)+"\n"); err != nil {
+		return err
+	}
 	if o.out != "" {
 		if err := appendLine(o.out, line); err != nil {
 			return err
@@ -404,9 +407,11 @@ func (r result) targets() []string {
 	return missed
 }
 
-func (r result) print(w io.Writer) {
+// table is the result as a table, a row a line.
+func (r result) table() string {
+	var w strings.Builder
 	row := func(name, format string, a ...any) {
-		fmt.Fprintf(w, "%-32s "+format+"\n", append([]any{name}, a...)...)
+		fmt.Fprintf(&w, "%-32s "+format+"\n", append([]any{name}, a...)...)
 	}
 	row("soak", "%s, %d clients, %d instances, tick %s", r.Duration, r.Clients, r.Instances, r.Tick)
 	row("runs started / completed", "%d / %d", r.RunsStarted, r.RunsDone)
@@ -436,6 +441,7 @@ func (r result) print(w io.Writer) {
 	} else {
 		row("targets", "MISSED: %s", strings.Join(r.Missed, "; "))
 	}
+	return w.String()
 }
 
 func sorted(m map[string]int) string {
