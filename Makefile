@@ -37,7 +37,7 @@ build:
 test: fmt-check vet
 	@sh scripts/apt-install.sh redis-server
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'StackStaysSmall' ./handlers # measured without -race, see handlers/stack_test.go
+	$(GO) test -count=1 -run 'IdleStreamsHoldNoGoroutine' ./handlers # measured without -race, see handlers/stack_test.go
 	cd bench && $(GO) test -race -count=1 ./...
 	@$(MAKE) --no-print-directory test-alone
 

@@ -48,36 +48,36 @@ type streamer struct {
 }
 
 // serve opens a stream of client id, after last, with attach (Attach or
-// AttachRun), and writes it; or answers the error that took its place.
-//
-// Its frame is small on purpose: each stream's goroutine makes its first
-// write (the headers) from below it, down net/http's deepest path, and a
-// frame there with open's locals in it makes every stream's stack 16 KiB
-// instead of 8 (TestStreamStackStaysSmall).
+// AttachRun), and hands it to the registry's writer (sse.Stream.Handoff);
+// or answers the error that took its place. Over HTTP/1.1 the handler then
+// returns at once: the stream holds no goroutine while it is idle, and o's
+// done runs when it ends.
 func (sv *streamer) serve(c *gin.Context, id string, last uint64, attach func(context.Context) (*sse.Stream, func(), error)) {
 	o := sv.open(c, last, attach)
 	if o == nil {
 		return
 	}
-	defer o.close()
 	sv.logger.Debug("stream opened", "id", id, "last_event_id", last, "method", c.Request.Method)
 	// Past this point the status is sent: errors are logged, not answered.
 	// A client that leaves is normal, so this is Debug, not Error.
-	err := o.stream.Serve(o.ctx, c.Writer)
-	sv.logger.Debug("stream ended", "id", id, "err", err)
+	o.stream.Handoff(c.Writer, c.Request, o.until, func(err error) {
+		o.close()
+		sv.logger.Debug("stream ended", "id", id, "why", o.stream.Ended(), "err", err)
+	})
 }
 
-// opened is a stream ready to serve: ctx ends it, close lets go of it.
+// opened is a stream ready to serve: it ends by itself at until (a token's
+// end, or zero), and close lets go of it.
 type opened struct {
 	stream *sse.Stream
-	ctx    context.Context
+	until  time.Time
 	close  func()
 }
 
 // open attaches the stream, within the requester's limit, or answers why
-// it cannot and returns nil. A stream authenticated by a token gets a ctx
-// that ends when the token does (plus the verifier's leeway), without
-// close: the browser reconnects, and its expired token gets 401.
+// it cannot and returns nil. A stream authenticated by a token ends when
+// the token does (plus the verifier's leeway), without close: the browser
+// reconnects, and its expired token gets 401.
 func (sv *streamer) open(c *gin.Context, last uint64, attach func(context.Context) (*sse.Stream, func(), error)) *opened {
 	who := requesterOf(c)
 	release, ok := sv.limit.acquire(who.Subject)
@@ -106,14 +106,13 @@ func (sv *streamer) open(c *gin.Context, last uint64, attach func(context.Contex
 	case err != nil:
 		registryError(c, sv.logger, err, sv.retry)
 	default:
-		cancel := func() {}
+		var until time.Time
 		if !who.Expires.IsZero() {
-			ctx, cancel = context.WithDeadline(ctx, who.Expires.Add(who.leeway))
+			until = who.Expires.Add(who.leeway)
 		}
 		sv.metrics.opened(stream, last)
-		return &opened{stream: stream, ctx: ctx, close: func() {
-			sv.metrics.ended(stream, ctx) // before cancel, which would look like a token that ran out
-			cancel()
+		return &opened{stream: stream, until: until, close: func() {
+			sv.metrics.ended(stream)
 			detach()
 			release()
 		}}

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -93,15 +92,15 @@ func (m *Metrics) opened(stream *sse.Stream, last uint64) {
 	}
 }
 
-// ended counts a stream that ended: why the stream says, or
-// token_expired for one whose token ran out.
-func (m *Metrics) ended(stream *sse.Stream, ctx context.Context) {
+// ended counts a stream that ended: why the stream says, token_expired
+// for one whose token ran out.
+func (m *Metrics) ended(stream *sse.Stream) {
 	if m == nil {
 		return
 	}
 	m.streamsOpen.Dec()
 	why := string(stream.Ended())
-	if why == string(sse.EndClientLeft) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if why == string(sse.EndExpired) {
 		why = "token_expired"
 	}
 	m.streamsEnded.WithLabelValues(why).Inc()

@@ -59,6 +59,7 @@ func TestMetrics(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := ssetest.Config()
 			cfg.MaxStreams = 2
+			cfg.Heartbeat = 50 * time.Millisecond // how a dropped stream is noticed
 			s, reg := metricsServer(t, newRegistry, cfg)
 			_, spread := reg.(*ssetest.RoundRobin) // -max-streams is per instance
 			const id = "client-4f0c9d"

@@ -30,41 +30,59 @@ import (
 	"gin-sse-progress/sse/ssetest"
 )
 
-// TestStreamStackStaysSmall holds open streams over raw connections, so that
-// only the server's goroutines are counted, and checks their stacks: a
-// stream's connection goroutine fits in 8 KiB. One more frame on the path of
-// a stream's first write (the headers) makes every one of them 16 KiB, a
-// third more memory per stream; see sse.Stream's loop. The server is made
-// as main makes it, metrics and all, since each middleware is a frame on
-// that path.
-//
-// The streams are GET streams without a token. A POST stream decodes its
-// JSON body, and a token is a JWT to decode, on the stream's goroutine
-// before its first write: both go deep enough to grow that goroutine's
-// stack to 16 KiB, which it keeps.
-func TestStreamStackStaysSmall(t *testing.T) {
+// TestIdleStreamsHoldNoGoroutine holds open streams over raw connections,
+// so that only the server's goroutines are counted, and checks what each
+// costs once it is idle. Taken over from net/http (HTTP/1.1), a stream
+// holds no goroutine and no stack: a GET stream, one with a token, and a
+// POST stream (whose run, which never ticks here, is the one goroutine it
+// has). On the goroutine path (HTTP/2; here, writers that cannot Hijack)
+// a stream's goroutine fits in 8 KiB: one more frame on the path of its
+// first write makes every one 16 KiB; see sse.Stream's writeLoop. The
+// server is made as main makes it, metrics and all, since each middleware
+// is a frame on that path.
+func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
+	const streams = 500
+	get := func(i int, _ string) string {
+		return "GET /event/push?id=" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: x\r\n\r\n"
+	}
+	withToken := func(i int, tok string) string {
+		return "GET /event/push?id=" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	}
+	post := func(i int, _ string) string {
+		body := `{"id":"` + strconv.Itoa(i) + `"}`
+		return "POST /event/progress HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\n" +
+			"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	}
 	for _, tc := range []struct {
-		name    string
-		auth    bool
-		request func(i int) string
+		name        string
+		auth        bool
+		noHijack    bool
+		request     func(i int, token string) string
+		goroutines  int    // most per stream
+		stackBudget uint64 // most stack bytes per stream
 	}{
-		{"GET", false, func(i int) string {
-			return "GET /event/push?id=" + strconv.Itoa(i) + " HTTP/1.1\r\nHost: x\r\n\r\n"
-		}},
+		{"GET", false, false, get, 0, 512},
+		{"GET with a token", true, false, withToken, 0, 512},
+		{"POST stream", false, false, post, 1, 16 << 10}, // its run's goroutine
+		{"GET on the goroutine path", false, true, get, 2, 12 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			const streams = 500
-			s := stackServer(t, streams, tc.auth)
+			s := stackServer(t, streams, tc.auth, tc.noHijack)
 			addr := s.Listener.Addr().String()
+			tok := ""
+			if tc.auth {
+				tok = token(t, "alice", time.Hour)
+			}
 
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
+			goroutines := runtime.NumGoroutine()
 			for i := range streams {
 				conn, err := new(net.Dialer).DialContext(t.Context(), "tcp", addr)
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = conn.Close() })
-				_, err = conn.Write([]byte(tc.request(i)))
+				_, err = conn.Write([]byte(tc.request(i, tok)))
 				require.NoError(t, err)
 				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 				require.NoError(t, err)
@@ -82,20 +100,28 @@ func TestStreamStackStaysSmall(t *testing.T) {
 			require.Eventually(t, func() bool {
 				return strings.Contains(s.scrape(t), "sse_streams_open "+strconv.Itoa(streams)+"\n")
 			}, time.Second, time.Millisecond)
+			// The handlers of the streams taken over return just after
+			// their first write.
+			var g int
+			require.Eventually(t, func() bool {
+				g = runtime.NumGoroutine() - goroutines
+				return g <= tc.goroutines*streams+10
+			}, 5*time.Second, 10*time.Millisecond, "goroutines for %d streams", streams)
+			runtime.GC()
 			runtime.ReadMemStats(&after)
 
-			// A stream has its connection's goroutine and net/http's
-			// background reader, whose stack is the smallest there is.
-			perStream := (after.StackInuse - before.StackInuse) / streams
-			t.Logf("goroutine stacks: %d bytes per stream", perStream)
-			assert.Less(t, perStream, uint64(12<<10), "8 KiB and 2 KiB of stack, not 16 and 2")
+			perStream := (int64(after.StackInuse) - int64(before.StackInuse)) / streams
+			heap := (int64(after.HeapInuse) - int64(before.HeapInuse)) / streams
+			t.Logf("%d streams: %d goroutines more; per stream %d bytes of stack, %d of heap in use", streams, g, perStream, heap)
+			assert.Less(t, perStream, int64(tc.stackBudget))
 		})
 	}
 }
 
 // stackServer serves the HTTP surface as main does, with metrics, and
-// with a token required if withAuth is set; its runs never tick.
-func stackServer(t *testing.T, streams int, withAuth bool) *server {
+// with a token required if withAuth is set, and through writers that
+// cannot Hijack if noHijack is; its runs never tick.
+func stackServer(t *testing.T, streams int, withAuth, noHijack bool) *server {
 	t.Helper()
 	cfg := ssetest.Config()
 	cfg.MaxStreams = streams
@@ -116,7 +142,11 @@ func stackServer(t *testing.T, streams int, withAuth bool) *server {
 		opts.Auth = v
 	}
 	r := handlers.New(slog.New(slog.NewTextHandler(io.Discard, nil)), reg, opts)
-	srv := httptest.NewServer(r)
+	var h http.Handler = r
+	if noHijack {
+		h = ssetest.NoHijack(r)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	t.Cleanup(reg.Close)
 	return &server{Server: srv, r: r}

@@ -19,7 +19,8 @@ import (
 // One mutex guards all of the registry's state; every method takes it, and
 // none holds it while it writes to the network.
 type MemoryRegistry struct {
-	cfg Config
+	cfg  Config
+	loop *Loop // writes the streams that Handoff takes over
 
 	// ctx is the parent of every run's context; cancel stops them all.
 	ctx    context.Context
@@ -118,6 +119,7 @@ func NewMemoryRegistry(cfg Config) *MemoryRegistry {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &MemoryRegistry{
 		cfg:     cfg,
+		loop:    NewLoop(cfg),
 		ctx:     ctx,
 		cancel:  cancel,
 		clients: make(map[string]*client),
@@ -242,7 +244,7 @@ func (m *MemoryRegistry) attach(c *client, cursor uint64) (*Stream, func()) {
 		c.expiry.Stop()
 		c.expiry = nil
 	}
-	s := NewStream(m.cfg, &memSource{reg: m, client: c, cursor: cursor})
+	s := m.loop.NewStream(&memSource{reg: m, client: c, cursor: cursor})
 	c.stream = s
 	c.gen++
 	m.streams++
@@ -430,5 +432,6 @@ func (m *MemoryRegistry) Close() {
 
 		m.cancel()
 		m.runs.Wait()
+		m.loop.Close() // the streams taken over from net/http
 	})
 }

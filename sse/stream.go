@@ -63,6 +63,8 @@ type Stream struct {
 	// buf is reused for every write, so a stream in its steady state
 	// encodes and writes events without allocating. Only Serve uses it.
 	buf []byte
+
+	takeover // a stream that Handoff took over from net/http: takeover.go
 }
 
 // NewStream returns a stream that writes the events of src with the retry,
@@ -81,6 +83,9 @@ func (s *Stream) Wake() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+	if s.taken.Load() {
+		s.nudge()
 	}
 }
 
@@ -113,7 +118,8 @@ const (
 	EndLost   EndReason = "lost" // EndWithGap
 
 	EndClose        EndReason = "close"         // it wrote the run's final event
-	EndClientLeft   EndReason = "client_left"   // ctx was done: the client went away
+	EndClientLeft   EndReason = "client_left"   // the client went away
+	EndExpired      EndReason = "expired"       // its deadline passed (Handoff's until, ctx's)
 	EndWriteTimeout EndReason = "write_timeout" // a write missed its deadline
 	EndWriteFailed  EndReason = "write_failed"  // a write failed otherwise
 )
@@ -124,6 +130,9 @@ func (s *Stream) End(why EndReason) {
 	if s.ended.CompareAndSwap(false, true) {
 		s.why = why
 		close(s.gone)
+		if s.taken.Load() {
+			s.nudge()
+		}
 	}
 }
 
@@ -139,6 +148,9 @@ func (s *Stream) EndWithGap(reason string) {
 	if s.ended.CompareAndSwap(false, true) {
 		s.why, s.gap = EndLost, reason
 		close(s.gone)
+		if s.taken.Load() {
+			s.nudge()
+		}
 	}
 }
 
@@ -163,11 +175,7 @@ func Jitter(d time.Duration) time.Duration {
 // returns the error of a failed write. w must not have been written to.
 func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	cfg := s.cfg
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	// nginx buffers proxied responses unless the upstream says not to.
-	h.Set("X-Accel-Buffering", "no")
+	setHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 
 	rc := http.NewResponseController(w)
@@ -192,7 +200,7 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter) error {
 	if err := write(s.hello()); err != nil {
 		return s.failed(err)
 	}
-	return s.loop(ctx, write)
+	return s.writeLoop(ctx, write)
 }
 
 // failed records why a failed write ended the stream, and returns err.
@@ -205,7 +213,7 @@ func (s *Stream) failed(err error) error {
 }
 
 // hello is the stream's first write: the retry field, and the opening gap
-// if there is one. It is a function of its own, like loop, to keep Serve's
+// if there is one. It is a function of its own, like writeLoop, to keep Serve's
 // frame small.
 func (s *Stream) hello() []byte {
 	buf := AppendRetry(s.buf, Jitter(s.cfg.Retry))
@@ -215,12 +223,12 @@ func (s *Stream) hello() []byte {
 	return buf
 }
 
-// loop writes the stream's events and heartbeats until it ends; see Serve.
+// writeLoop writes the stream's events and heartbeats until it ends; see Serve.
 // It is a function of its own so that the first write, which sends the
 // headers down net/http's deepest path, is made from Serve's small frame:
 // with the loop's locals in that frame too, each stream's goroutine needs
 // a 16 KiB stack rather than 8 (TestStreamStackStaysSmall, in handlers).
-func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
+func (s *Stream) writeLoop(ctx context.Context, write func([]byte) error) error {
 	cfg := s.cfg
 	heartbeat := time.NewTicker(cfg.Heartbeat)
 	defer heartbeat.Stop()
@@ -266,6 +274,9 @@ func (s *Stream) loop(ctx context.Context, write func([]byte) error) error {
 		select {
 		case <-ctx.Done():
 			s.result = EndClientLeft
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				s.result = EndExpired
+			}
 			return nil
 		case <-s.gone:
 			s.result = s.why

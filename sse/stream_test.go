@@ -18,12 +18,25 @@ import (
 	"gin-sse-progress/sse/ssetest"
 )
 
-// serveMemory serves the streams of a MemoryRegistry with cfg from a plain
+// serving serves the streams of a MemoryRegistry with cfg from a plain
 // net/http handler, the way a project without Gin would use the package.
-func serveMemory(t *testing.T, cfg sse.Config) (*sse.MemoryRegistry, *ssetest.Server) {
-	t.Helper()
-	reg := sse.NewMemoryRegistry(cfg)
-	return reg, ssetest.NewServer(t, reg)
+type serving func(t *testing.T, cfg sse.Config) (*sse.MemoryRegistry, *ssetest.Server)
+
+// bothPaths runs test on each of Handoff's paths: streams taken over from
+// net/http, and streams on a goroutine of their own.
+func bothPaths(t *testing.T, test func(t *testing.T, serve serving)) {
+	for _, path := range []struct {
+		name      string
+		newServer func(testing.TB, sse.Registry) *ssetest.Server
+	}{{"TakenOver", ssetest.NewServer}, {"Goroutine", ssetest.NewBlockingServer}} {
+		t.Run(path.name, func(t *testing.T) {
+			test(t, func(t *testing.T, cfg sse.Config) (*sse.MemoryRegistry, *ssetest.Server) {
+				t.Helper()
+				reg := sse.NewMemoryRegistry(cfg)
+				return reg, path.newServer(t, reg)
+			})
+		})
+	}
 }
 
 func readLine(t *testing.T, br *bufio.Reader) string {
@@ -36,6 +49,10 @@ func readLine(t *testing.T, br *bufio.Reader) string {
 }
 
 func TestServeWritesHeadersRetryEventsAndEnds(t *testing.T) {
+	bothPaths(t, testServeWritesHeadersRetryEventsAndEnds)
+}
+
+func testServeWritesHeadersRetryEventsAndEnds(t *testing.T, serveMemory serving) {
 	reg, srv := serveMemory(t, ssetest.Config())
 	resp := srv.Get(t, "a", "")
 	if resp.StatusCode != http.StatusOK {
@@ -82,7 +99,9 @@ func TestServeWritesHeadersRetryEventsAndEnds(t *testing.T) {
 
 // TestServeResumesFromHeaderOrQuery: LastEventID takes the header, or the
 // query parameter of the polyfills that cannot set one.
-func TestServeResumesFromHeaderOrQuery(t *testing.T) {
+func TestServeResumesFromHeaderOrQuery(t *testing.T) { bothPaths(t, testServeResumesFromHeaderOrQuery) }
+
+func testServeResumesFromHeaderOrQuery(t *testing.T, serveMemory serving) {
 	reg, srv := serveMemory(t, ssetest.Config())
 	first := srv.Open(t, "a", "")
 	if err := reg.Start(t.Context(), "a", ssetest.Updates(3)); err != nil {
@@ -117,7 +136,9 @@ func TestServeResumesFromHeaderOrQuery(t *testing.T) {
 	}
 }
 
-func TestServeSendsHeartbeatsWhenIdle(t *testing.T) {
+func TestServeSendsHeartbeatsWhenIdle(t *testing.T) { bothPaths(t, testServeSendsHeartbeatsWhenIdle) }
+
+func testServeSendsHeartbeatsWhenIdle(t *testing.T, serveMemory serving) {
 	cfg := ssetest.Config()
 	cfg.Heartbeat = 10 * time.Millisecond
 	_, srv := serveMemory(t, cfg)
@@ -142,7 +163,9 @@ func retryLine(line string) bool {
 
 // TestServeJittersRetry: each stream's retry is drawn from [retry/2,
 // 3·retry/2), so that browsers cut at once do not come back at once.
-func TestServeJittersRetry(t *testing.T) {
+func TestServeJittersRetry(t *testing.T) { bothPaths(t, testServeJittersRetry) }
+
+func testServeJittersRetry(t *testing.T, serveMemory serving) {
 	_, srv := serveMemory(t, ssetest.Config())
 	seen := map[int64]bool{}
 	for i := range 20 {
@@ -169,6 +192,10 @@ func TestServeJittersRetry(t *testing.T) {
 }
 
 func TestServeSendsNoHeartbeatWhileBusy(t *testing.T) {
+	bothPaths(t, testServeSendsNoHeartbeatWhileBusy)
+}
+
+func testServeSendsNoHeartbeatWhileBusy(t *testing.T, serveMemory serving) {
 	cfg := ssetest.Config()
 	cfg.Heartbeat = 200 * time.Millisecond
 	reg, srv := serveMemory(t, cfg)
@@ -264,21 +291,37 @@ func TestLastEventID(t *testing.T) {
 }
 
 // TestStreamSaysWhyItEnded serves a MemoryRegistry's streams and ends them
-// each way there is: Ended names each.
+// each way there is: Ended names each, on both of Handoff's paths.
 func TestStreamSaysWhyItEnded(t *testing.T) {
-	reg := sse.NewMemoryRegistry(ssetest.Config())
+	for _, path := range []struct {
+		name string
+		wrap func(http.Handler) http.Handler
+	}{{"TakenOver", func(h http.Handler) http.Handler { return h }}, {"Goroutine", ssetest.NoHijack}} {
+		t.Run(path.name, func(t *testing.T) { testStreamSaysWhyItEnded(t, path.wrap) })
+	}
+}
+
+func testStreamSaysWhyItEnded(t *testing.T, wrap func(http.Handler) http.Handler) {
+	cfg := ssetest.Config()
+	cfg.Heartbeat = 50 * time.Millisecond // how a taken-over stream hears its client leave
+	reg := sse.NewMemoryRegistry(cfg)
 	ended := make(chan sse.EndReason, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		last, _ := sse.LastEventID(r)
 		stream, detach, err := reg.Attach(r.Context(), r.URL.Query().Get("id"), last)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		defer detach()
-		_ = stream.Serve(r.Context(), w)
-		ended <- stream.Ended()
-	}))
+		var until time.Time
+		if r.URL.Query().Has("until") {
+			until = time.Now().Add(100 * time.Millisecond)
+		}
+		stream.Handoff(w, r, until, func(error) {
+			detach()
+			ended <- stream.Ended()
+		})
+	})))
 	defer srv.Close()
 	defer reg.Close()
 	open := func(id string) *ssetest.Stream {
@@ -300,6 +343,9 @@ func TestStreamSaysWhyItEnded(t *testing.T) {
 			t.Fatalf("no stream ended; want one ended for %q", why)
 		}
 	}
+
+	open("u&until=1").Rest(t)
+	want(sse.EndExpired)
 
 	st := open("a")
 	if err := reg.Start(t.Context(), "a", ssetest.Updates(2)); err != nil {
@@ -335,7 +381,8 @@ func TestOnWriteCountsEvents(t *testing.T) {
 	var written atomic.Int64
 	cfg := ssetest.Config()
 	cfg.OnWrite = func(n int) { written.Add(int64(n)) }
-	reg, srv := serveMemory(t, cfg)
+	reg := sse.NewMemoryRegistry(cfg)
+	srv := ssetest.NewServer(t, reg)
 	st := srv.Open(t, "a", "")
 	if err := reg.Start(t.Context(), "a", ssetest.Updates(20)); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,9 @@ import (
 // are all done while the stuck streams are still blocked. Then the write
 // deadline drops the stuck streams; their clients and events stay for the
 // grace period, and a reconnect with Last-Event-ID resumes.
-func TestStuckClientsDelayNoOne(t *testing.T) {
+func TestStuckClientsDelayNoOne(t *testing.T) { bothPaths(t, testStuckClientsDelayNoOne) }
+
+func testStuckClientsDelayNoOne(t *testing.T, serveMemory serving) {
 	const (
 		stuck   = 4
 		normal  = 100

@@ -63,7 +63,7 @@ func (r *Registry) open(ctx context.Context, id string, lastEventID uint64, scri
 	// Registered before it subscribes, so that it buffers every live event
 	// from then on.
 	s := &source{reg: r, id: id}
-	s.stream = sse.NewStream(r.cfg, s)
+	s.stream = r.loop.NewStream(s)
 	if r.sources[id] == nil {
 		r.sources[id] = make(map[*source]struct{})
 	}

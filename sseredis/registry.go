@@ -42,6 +42,7 @@ type Options struct {
 // remove that ends it. See the package documentation for how.
 type Registry struct {
 	cfg     sse.Config
+	loop    *sse.Loop // writes the streams that Handoff takes over
 	lease   time.Duration
 	rdb     *redis.Client
 	scripts scripts
@@ -142,6 +143,7 @@ func New(ctx context.Context, u string, cfg sse.Config, opts Options) (*Registry
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Registry{
 		cfg:     cfg,
+		loop:    sse.NewLoop(cfg),
 		lease:   opts.Lease,
 		rdb:     rdb,
 		scripts: loadScripts(),
@@ -264,6 +266,7 @@ func (r *Registry) Close() {
 		}
 		r.stopLocal(func(s *sse.Stream) { s.End(sse.EndShutdown) })
 		r.mu.Unlock()
+		r.loop.Close() // the streams' ends, and their detaches, with Redis still there
 
 		r.cancel()
 		r.subMu.Lock()

@@ -13,11 +13,22 @@ import (
 // was expected.
 
 // serve makes a registry with cfg and serves it.
-func serve(t *testing.T, newRegistry NewRegistry, cfg sse.Config) (sse.Registry, *Server) {
+func serve(t *testing.T, newRegistry maker, cfg sse.Config) (sse.Registry, *Server) {
 	t.Helper()
-	reg := newRegistry(t, cfg)
+	reg := newRegistry.make(t, cfg)
+	if newRegistry.blocking {
+		return reg, NewBlockingServer(t, reg)
+	}
 	return reg, NewServer(t, reg)
 }
+
+// maker makes the registries of a subtest, served one way or the other.
+type maker struct {
+	newRegistry NewRegistry
+	blocking    bool // every stream on a goroutine: NewBlockingServer
+}
+
+func (m maker) make(t *testing.T, cfg sse.Config) sse.Registry { return m.newRegistry(t, cfg) }
 
 func start(t *testing.T, reg sse.Registry, id string, fn sse.RunFunc) {
 	t.Helper()

@@ -35,6 +35,7 @@ const timeout = 30 * time.Second
 // would: GET /?id=ID opens the stream of client ID, resuming after its
 // Last-Event-ID (the header, or the lastEventId query parameter). A
 // finished run answers 204, which tells a browser to stop reconnecting.
+// Streams are served with Handoff.
 func Handler(reg sse.Registry) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		last, err := sse.LastEventID(r)
@@ -54,8 +55,8 @@ func Handler(reg sse.Registry) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		defer detach()
-		_ = stream.Serve(r.Context(), w) // a failed write ends the stream; the client reconnects
+		// A failed write ends the stream; the client reconnects.
+		stream.Handoff(w, r, time.Time{}, func(error) { detach() })
 	})
 }
 
@@ -75,14 +76,49 @@ type attached struct {
 	detach func()
 }
 
-// NewServer serves reg's streams until the test ends.
+// NewServer serves reg's streams until the test ends. Handoff takes each
+// stream over from net/http, as it does in production over HTTP/1.1.
 func NewServer(t testing.TB, reg sse.Registry) *Server {
+	t.Helper()
+	return newServer(t, reg, func(h http.Handler) http.Handler { return h })
+}
+
+// NewBlockingServer is NewServer with every stream on a goroutine of its
+// own, as over HTTP/2: its ResponseWriters cannot Hijack, so Handoff
+// serves with Serve.
+func NewBlockingServer(t testing.TB, reg sse.Registry) *Server {
+	t.Helper()
+	return newServer(t, reg, NoHijack)
+}
+
+// NoHijack serves with h through ResponseWriters that can Flush but not
+// Hijack, as HTTP/2's: Handoff then serves every stream with Serve.
+func NoHijack(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(flushOnly{w}, r)
+	})
+}
+
+// flushOnly is a ResponseWriter that can Flush, but not Hijack.
+type flushOnly struct{ w http.ResponseWriter }
+
+func (f flushOnly) Header() http.Header         { return f.w.Header() }
+func (f flushOnly) Write(b []byte) (int, error) { return f.w.Write(b) }
+func (f flushOnly) WriteHeader(code int)        { f.w.WriteHeader(code) }
+func (f flushOnly) Flush()                      { http.NewResponseController(f.w).Flush() } //nolint:errcheck // as http.Flusher
+
+// SetWriteDeadline lets Serve bound its writes, as net/http's writers do.
+func (f flushOnly) SetWriteDeadline(d time.Time) error {
+	return http.NewResponseController(f.w).SetWriteDeadline(d)
+}
+
+func newServer(t testing.TB, reg sse.Registry, wrap func(http.Handler) http.Handler) *Server {
 	t.Helper()
 	s := &Server{Registry: reg, attached: map[string]attached{}}
 	mux := http.NewServeMux()
 	mux.Handle("/", Handler(reg))
 	mux.HandleFunc("/attached", s.serveAttached)
-	s.Server = httptest.NewServer(mux)
+	s.Server = httptest.NewServer(wrap(mux))
 	// Cleanups run last first: the registry ends the streams, then the
 	// server closes with no request left open.
 	t.Cleanup(s.Close)
@@ -120,8 +156,7 @@ func (s *Server) serveAttached(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	defer a.detach()
-	_ = a.stream.Serve(r.Context(), w)
+	a.stream.Handoff(w, r, time.Time{}, func(error) { a.detach() })
 }
 
 // Get requests the stream of client id, after lastEventID if it is not

@@ -27,7 +27,7 @@ type NewRegistry func(t *testing.T, cfg sse.Config) sse.Registry
 func TestRegistry(t *testing.T, newRegistry NewRegistry) {
 	tests := []struct {
 		name string
-		test func(t *testing.T, newRegistry NewRegistry)
+		test func(t *testing.T, newRegistry maker)
 	}{
 		{"WholeRun", testWholeRun},
 		{"StartErrors", testStartErrors},
@@ -51,12 +51,22 @@ func TestRegistry(t *testing.T, newRegistry NewRegistry) {
 		{"AttachRunReplaces", testAttachRunReplaces},
 		{"NoLeaks", testNoLeaks},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, newRegistry) })
+	// Each subtest runs on both of Handoff's paths: streams taken over
+	// from net/http and written by the registry's Loop, and streams on a
+	// goroutine of their own, as over HTTP/2.
+	for _, path := range []struct {
+		name     string
+		blocking bool
+	}{{"TakenOver", false}, {"Goroutine", true}} {
+		t.Run(path.name, func(t *testing.T) {
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) { tc.test(t, maker{newRegistry, path.blocking}) })
+			}
+		})
 	}
 }
 
-func testWholeRun(t *testing.T, newRegistry NewRegistry) {
+func testWholeRun(t *testing.T, newRegistry maker) {
 	cfg := Config()
 	reg, srv := serve(t, newRegistry, cfg)
 	st := srv.Open(t, "42", "")
@@ -73,7 +83,7 @@ func testWholeRun(t *testing.T, newRegistry NewRegistry) {
 	}
 }
 
-func testStartErrors(t *testing.T, newRegistry NewRegistry) {
+func testStartErrors(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	wantErr(t, "start for an unknown client", reg.Start(t.Context(), "nobody", Updates(1)), sse.ErrUnknownClient)
 
@@ -89,7 +99,7 @@ func testStartErrors(t *testing.T, newRegistry NewRegistry) {
 	start(t, reg, "a", Updates(1))
 }
 
-func testTwoClientsAreIsolated(t *testing.T, newRegistry NewRegistry) {
+func testTwoClientsAreIsolated(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	a, b := srv.Open(t, "a", ""), srv.Open(t, "b", "")
 	start(t, reg, "a", Updates(3))
@@ -98,7 +108,7 @@ func testTwoClientsAreIsolated(t *testing.T, newRegistry NewRegistry) {
 	wantUpdates(t, b.Rest(t), 5, true)
 }
 
-func testRemoveEndsStreamAndRun(t *testing.T, newRegistry NewRegistry) {
+func testRemoveEndsStreamAndRun(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	st := srv.Open(t, "a", "")
 	run := NewScript()
@@ -120,7 +130,7 @@ func testRemoveEndsStreamAndRun(t *testing.T, newRegistry NewRegistry) {
 	wantErr(t, "drop after remove", reg.Drop(t.Context(), "a"), sse.ErrUnknownClient)
 }
 
-func testSecondStreamReplacesFirst(t *testing.T, newRegistry NewRegistry) {
+func testSecondStreamReplacesFirst(t *testing.T, newRegistry maker) {
 	cfg := Config()
 	cfg.Grace = 50 * time.Millisecond
 	reg, srv := serve(t, newRegistry, cfg)
@@ -147,7 +157,7 @@ func testSecondStreamReplacesFirst(t *testing.T, newRegistry NewRegistry) {
 // testResumeAfterDroppedConnection breaks the connection again and again,
 // with events published while it is down: a reconnect with Last-Event-ID
 // gets every event once, in order.
-func testResumeAfterDroppedConnection(t *testing.T, newRegistry NewRegistry) {
+func testResumeAfterDroppedConnection(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	st := srv.Open(t, "a", "")
 	run := NewScript()
@@ -176,7 +186,7 @@ func testResumeAfterDroppedConnection(t *testing.T, newRegistry NewRegistry) {
 
 // testDropResumes ends the stream from the server's side: it ends without a
 // final event, the client keeps its run, and a reconnect resumes it.
-func testDropResumes(t *testing.T, newRegistry NewRegistry) {
+func testDropResumes(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	wantErr(t, "drop for an unknown client", reg.Drop(t.Context(), "a"), sse.ErrUnknownClient)
 	st := srv.Open(t, "a", "")
@@ -204,7 +214,7 @@ func testDropResumes(t *testing.T, newRegistry NewRegistry) {
 	wantIDs(t, events, 1)
 }
 
-func testFinishedRun(t *testing.T, newRegistry NewRegistry) {
+func testFinishedRun(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	// A stream that ends before it writes anything: the run is not
 	// delivered, so a fresh stream without Last-Event-ID gets all of it.
@@ -247,7 +257,7 @@ func testFinishedRun(t *testing.T, newRegistry NewRegistry) {
 // final event arrives, as a page whose "Run again" is clicked at once
 // does: the fresh stream is not shown the run it just had. Twenty times,
 // since it is a race.
-func testNoReplayAfterClose(t *testing.T, newRegistry NewRegistry) {
+func testNoReplayAfterClose(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	st := srv.Open(t, "a", "")
 	next := uint64(1)
@@ -273,7 +283,7 @@ func testNoReplayAfterClose(t *testing.T, newRegistry NewRegistry) {
 	}
 }
 
-func testNewClientContinuesNumbering(t *testing.T, newRegistry NewRegistry) {
+func testNewClientContinuesNumbering(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	// Browsers that saw events of an earlier server, up to ids near 2^53:
 	// a gap says their events are gone, then the ids go on.
@@ -292,7 +302,7 @@ func testNewClientContinuesNumbering(t *testing.T, newRegistry NewRegistry) {
 // starts with a gap event that names the id and why, then goes on, its ids
 // never going backwards. A resume the registry can serve whole gets none:
 // every other subtest checks that, since a gap would be an event too many.
-func testGaps(t *testing.T, newRegistry NewRegistry) {
+func testGaps(t *testing.T, newRegistry maker) {
 	cfg := Config()
 	cfg.Grace = 50 * time.Millisecond
 	reg, srv := serve(t, newRegistry, cfg)
@@ -334,10 +344,10 @@ func testGaps(t *testing.T, newRegistry NewRegistry) {
 	wantGap(t, st.Next(t), sse.ReasonUnknownClient, 7)
 }
 
-func testMaxStreams(t *testing.T, newRegistry NewRegistry) {
+func testMaxStreams(t *testing.T, newRegistry maker) {
 	cfg := Config()
 	cfg.MaxStreams = 2
-	reg := newRegistry(t, cfg)
+	reg := newRegistry.make(t, cfg)
 	if _, spread := reg.(*RoundRobin); spread {
 		t.Log("the limit is per instance: not checked on a RoundRobin")
 		return
@@ -365,7 +375,7 @@ func testMaxStreams(t *testing.T, newRegistry NewRegistry) {
 	attach("c")() // a stream that ends frees its place
 }
 
-func testGrace(t *testing.T, newRegistry NewRegistry) {
+func testGrace(t *testing.T, newRegistry maker) {
 	cfg := Config()
 	cfg.Grace = 50 * time.Millisecond
 	reg, srv := serve(t, newRegistry, cfg)
@@ -409,7 +419,7 @@ func testGrace(t *testing.T, newRegistry NewRegistry) {
 	wantUpdates(t, st.Rest(t), 1, true)
 }
 
-func testClose(t *testing.T, newRegistry NewRegistry) {
+func testClose(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	st := srv.Open(t, "a", "")
 	run := NewScript()
@@ -432,7 +442,7 @@ func testClose(t *testing.T, newRegistry NewRegistry) {
 	wantErr(t, "start after Close", reg.Start(t.Context(), "a", Updates(1)), sse.ErrClosed)
 }
 
-func testStoppedRunPublishesNothing(t *testing.T, newRegistry NewRegistry) {
+func testStoppedRunPublishesNothing(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	st := srv.Open(t, "a", "")
 	runs := make(chan *sse.Run, 1)

@@ -27,7 +27,7 @@ func neverRun(t *testing.T) sse.RunFunc {
 
 // testAttachRunWholeRun: for a client new to the registry, one call starts
 // the run and shows it to its end; numbering goes on from lastEventID.
-func testAttachRunWholeRun(t *testing.T, newRegistry NewRegistry) {
+func testAttachRunWholeRun(t *testing.T, newRegistry maker) {
 	_, srv := serve(t, newRegistry, Config())
 	events := attachRun(t, srv, "a", 0, Updates(20)).Rest(t)
 	wantUpdates(t, events, 20, true)
@@ -44,7 +44,7 @@ func testAttachRunWholeRun(t *testing.T, newRegistry NewRegistry) {
 
 // testAttachRunWhileRunning: without a lastEventID while a run goes, the
 // call is refused and leaves the client's stream alone.
-func testAttachRunWhileRunning(t *testing.T, newRegistry NewRegistry) {
+func testAttachRunWhileRunning(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	st := srv.Open(t, "a", "")
 	run := NewScript()
@@ -61,7 +61,7 @@ func testAttachRunWhileRunning(t *testing.T, newRegistry NewRegistry) {
 // event once, in order, and no retry starts a run. Once the run is over, a
 // retry that names its final event gets ErrFinished, and one that names an
 // earlier id gets the rest.
-func testAttachRunRetries(t *testing.T, newRegistry NewRegistry) {
+func testAttachRunRetries(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	run := NewScript()
 	st := attachRun(t, srv, "a", 0, run.Run)
@@ -101,7 +101,7 @@ func testAttachRunRetries(t *testing.T, newRegistry NewRegistry) {
 // testAttachRunNextRun: after a run is over, a call without a lastEventID
 // starts the next run, whose ids go on, and shows none of the last run,
 // not even one that no stream delivered.
-func testAttachRunNextRun(t *testing.T, newRegistry NewRegistry) {
+func testAttachRunNextRun(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	_, detach, err := reg.Attach(t.Context(), "a", 0)
 	if err != nil {
@@ -121,7 +121,7 @@ func testAttachRunNextRun(t *testing.T, newRegistry NewRegistry) {
 // testAttachRunReplaces: the stream of AttachRun replaces the client's
 // stream, and a stream that attaches after it replaces it in turn,
 // resuming where it was.
-func testAttachRunReplaces(t *testing.T, newRegistry NewRegistry) {
+func testAttachRunReplaces(t *testing.T, newRegistry maker) {
 	_, srv := serve(t, newRegistry, Config())
 	get := srv.Open(t, "a", "")
 	run := NewScript()
