@@ -392,3 +392,23 @@ func TestOnWriteCountsEvents(t *testing.T) {
 		t.Errorf("OnWrite counted %d events, want 21", n)
 	}
 }
+
+// TestWritesLongAfterTheDeadline: a write's deadline bounds that write
+// only; a stream that has been open for many of them still gets its
+// events.
+func TestWritesLongAfterTheDeadline(t *testing.T) { bothPaths(t, testWritesLongAfterTheDeadline) }
+
+func testWritesLongAfterTheDeadline(t *testing.T, serveMemory serving) {
+	cfg := ssetest.Config()
+	cfg.WriteTimeout = 50 * time.Millisecond
+	cfg.Heartbeat = 20 * time.Millisecond
+	reg, srv := serveMemory(t, cfg)
+	st := srv.Open(t, "a", "")
+	time.Sleep(5 * cfg.WriteTimeout) // heartbeats meanwhile, each with its deadline
+	if err := reg.Start(t.Context(), "a", ssetest.Updates(5)); err != nil {
+		t.Fatal(err)
+	}
+	if events := st.Rest(t); len(events) != 6 || events[5].Type != "close" {
+		t.Errorf("events %+v, want 5 updates and a close", events)
+	}
+}

@@ -105,6 +105,8 @@ func (s *Stream) takeOver(w http.ResponseWriter, r *http.Request, until time.Tim
 		done(err)
 		return
 	}
+	// Writes that never block fail on a deadline that has passed.
+	_ = conn.SetWriteDeadline(time.Time{})
 	s.lastWrite.Store(time.Now().UnixNano())
 	if !s.loop.adopt(s) { // the registry is closing
 		s.result = EndShutdown
