@@ -1,7 +1,7 @@
 package sse
 
 import (
-	"errors"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -10,10 +10,16 @@ import (
 // watcher tells the streams taken over from net/http when their client
 // closes its end, at once, as net/http's background read of each
 // connection did, but with one goroutine for all of them: an epoll set of
-// their sockets that wakes on a peer's hang-up only. Go's own poller keeps
-// its registration of each socket; a socket may be in more than one set.
+// their sockets that wakes on a peer's hang-up only. The set is itself in
+// Go's poller (an epoll set is readable when it has events), so waiting on
+// it blocks no thread: a blocking epoll_wait would hold the process's only
+// P, when GOMAXPROCS is 1, until the runtime took it back. Go's poller
+// keeps its own registration of each socket; a socket may be in more than
+// one set.
 type watcher struct {
 	epfd int
+	file *os.File // epfd, in Go's poller
+	raw  syscall.RawConn
 
 	mu      sync.Mutex
 	streams map[int32]*Stream // by socket
@@ -28,7 +34,17 @@ func newWatcher() *watcher {
 	if err != nil {
 		return nil
 	}
-	return &watcher{epfd: epfd, streams: map[int32]*Stream{}}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		_ = syscall.Close(epfd)
+		return nil
+	}
+	file := os.NewFile(uintptr(epfd), "epoll") // non-blocking: pollable
+	raw, err := file.SyscallConn()
+	if err != nil {
+		_ = file.Close()
+		return nil
+	}
+	return &watcher{epfd: epfd, file: file, raw: raw, streams: map[int32]*Stream{}}
 }
 
 // add watches the socket of s; s.fd is its number.
@@ -45,12 +61,13 @@ func (w *watcher) add(s *Stream) {
 	w.streams[s.fd] = s
 	if !w.running {
 		w.running = true
+		_ = w.file.SetReadDeadline(time.Time{})
 		w.goes.Go(w.wait)
 	}
 }
 
 // remove stops watching the socket of s, before it is closed (its number
-// may be reused).
+// may be reused). The last one gone, the goroutine is woken to return.
 func (w *watcher) remove(s *Stream) {
 	if w == nil || s.fd < 0 {
 		return
@@ -60,23 +77,25 @@ func (w *watcher) remove(s *Stream) {
 	if w.streams[s.fd] == s {
 		delete(w.streams, s.fd)
 		_ = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_DEL, int(s.fd), nil)
+		if len(w.streams) == 0 {
+			_ = w.file.SetReadDeadline(time.Now())
+		}
 	}
 }
 
 // wait is the watcher's goroutine: it ends the streams whose client hung
-// up, and returns once it watches none, looking every tenth of a second.
+// up, and returns once it watches none.
 func (w *watcher) wait() {
 	events := make([]syscall.EpollEvent, 128)
+	var gone []*Stream
 	for {
-		n, err := syscall.EpollWait(w.epfd, events, int(100*time.Millisecond/time.Millisecond))
-		if err != nil {
-			if !errors.Is(err, syscall.EINTR) { // not a signal: do not spin on it
-				time.Sleep(100 * time.Millisecond)
-			}
-			n = 0
-		}
+		n := 0
+		err := w.raw.Read(func(fd uintptr) bool {
+			var err error
+			n, err = syscall.EpollWait(int(fd), events, 0)
+			return err == nil && n > 0 // else wait until the set is readable
+		})
 		w.mu.Lock()
-		gone := make([]*Stream, 0, n)
 		for _, ev := range events[:n] {
 			if s := w.streams[ev.Fd]; s != nil {
 				delete(w.streams, ev.Fd)
@@ -84,15 +103,21 @@ func (w *watcher) wait() {
 				gone = append(gone, s)
 			}
 		}
-		if len(w.streams) == 0 && len(gone) == 0 {
+		last := len(w.streams) == 0 // woken by remove, or its own doing
+		if last {
 			w.running = false
-			w.mu.Unlock()
-			return
+		} else if err != nil {
+			_ = w.file.SetReadDeadline(time.Time{}) // a stream came meanwhile
 		}
 		w.mu.Unlock()
-		for _, s := range gone {
+		for i, s := range gone {
 			s.End(EndClientLeft)
+			gone[i] = nil
 		}
+		if last {
+			return
+		}
+		gone = gone[:0]
 	}
 }
 
@@ -102,5 +127,5 @@ func (w *watcher) close() {
 		return
 	}
 	w.goes.Wait()
-	_ = syscall.Close(w.epfd)
+	_ = w.file.Close()
 }
