@@ -19,6 +19,7 @@ import (
 type Loop struct {
 	cfg  Config
 	goes sync.WaitGroup // the loop's goroutine
+	bufs sync.Pool      // of *[]byte, for writers other than the loop's
 
 	mu      sync.Mutex
 	queue   []*Stream            // streams with something to write
@@ -83,6 +84,24 @@ func (l *Loop) forget(s *Stream) {
 	l.mu.Unlock()
 	l.ends.Done()
 	l.wake() // the goroutine returns if s was the last
+}
+
+// borrow returns an encoding buffer for a writer on a goroutine of its
+// own (a run's, flushing its stream), to give back when done: a pool, so
+// that a stream needs no buffer of its own.
+func (l *Loop) borrow() *[]byte {
+	if b, ok := l.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 512)
+	return &b
+}
+
+func (l *Loop) giveBack(b *[]byte) {
+	if cap(*b) > 4*maxChunk {
+		return // a backlog's: let it go
+	}
+	l.bufs.Put(b)
 }
 
 // enqueue asks the loop to write s, unless s is queued already.

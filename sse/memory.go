@@ -348,18 +348,27 @@ func (m *MemoryRegistry) start(c *client, fn RunFunc) {
 
 // publish logs an event of c's run number n, unless that run has been
 // stopped or has sent its final event.
+//
+// A stream taken over from net/http is written here, on the run's
+// goroutine, once the lock is released: as a bare server's goroutine per
+// stream would, and with no hand-over to the loop's goroutine.
 func (m *MemoryRegistry) publish(c *client, n uint64, name, data string, final bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-
 	if c.run == nil || c.runs != n || c.finished {
+		m.mu.Unlock()
 		return // stopped: removed, expired, replaced, or the registry closed
 	}
 	c.log = append(c.log, Entry{Name: name, Data: data})
 	c.next++
 	c.finished = final
-	if c.stream != nil {
-		c.stream.Wake()
+	s := c.stream
+	inline := s != nil && s.markDirty()
+	if s != nil && !inline {
+		s.Wake()
+	}
+	m.mu.Unlock()
+	if inline {
+		s.flushHere()
 	}
 }
 
