@@ -1,8 +1,12 @@
 package sse_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -243,3 +247,115 @@ func (w *flushWriter) WriteHeader(int)                  {}
 func (w *flushWriter) Write(p []byte) (int, error)      { return len(p), nil }
 func (w *flushWriter) SetWriteDeadline(time.Time) error { return nil }
 func (w *flushWriter) Flush()                           { w.flushed <- struct{}{} }
+
+// takenOver is a stream taken over by Handoff, on a real loopback socket
+// whose other end is read and thrown away, and the run that publishes to
+// it: each Send writes the event before it returns.
+type takenOver struct {
+	run  *sse.Run
+	stop func()
+}
+
+func takeOver(tb testing.TB, reg *sse.MemoryRegistry, id string) *takenOver {
+	tb.Helper()
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	client, err := new(net.Dialer).DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		_, _ = io.Copy(io.Discard, client)
+	}()
+
+	stream, detach, err := reg.Attach(context.Background(), id, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ended := make(chan struct{})
+	req := httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/", nil)
+	stream.Handoff(&hijackWriter{header: http.Header{}, conn: server}, req, time.Time{}, func(error) {
+		detach()
+		close(ended)
+	})
+	runs := make(chan *sse.Run, 1)
+	stopped := make(chan struct{})
+	err = reg.Start(context.Background(), id, func(ctx context.Context, r *sse.Run) {
+		defer close(stopped)
+		runs <- r
+		<-ctx.Done()
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &takenOver{run: <-runs, stop: func() {
+		if err := reg.Remove(context.Background(), id); err != nil {
+			tb.Error(err)
+		}
+		<-stopped
+		<-ended
+		_ = client.Close()
+		<-read
+	}}
+}
+
+// BenchmarkTakenOverUpdate measures an update from Run.Send to the socket
+// on a stream taken over from net/http: the publish under the registry's
+// lock, then the stream encoding and writing the event on the run's
+// goroutine.
+func BenchmarkTakenOverUpdate(b *testing.B) {
+	reg := sse.NewMemoryRegistry(benchConfig())
+	defer reg.Close()
+	s := takeOver(b, reg, "a")
+
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.run.Send(update.Name, update.Data)
+	}
+	b.StopTimer()
+	s.stop()
+}
+
+// TestTakenOverUpdateAllocatesNothing: on a stream taken over, once the
+// run's log has room, an update from Send to the socket allocates nothing.
+func TestTakenOverUpdateAllocatesNothing(t *testing.T) {
+	cfg := benchConfig()
+	var written atomic.Int64
+	cfg.OnWrite = func(n int) { written.Add(int64(n)) }
+	reg := sse.NewMemoryRegistry(cfg)
+	defer reg.Close()
+	s := takeOver(t, reg, "a")
+	for range 2000 { // the log grows to its size
+		_ = s.run.Send(update.Name, update.Data)
+	}
+	allocs := testing.AllocsPerRun(1000, func() { _ = s.run.Send(update.Name, update.Data) })
+	s.stop()
+	if allocs != 0 {
+		t.Fatalf("an update allocates %v times per event from Send to the socket", allocs)
+	}
+	if written.Load() < 3000 {
+		t.Fatalf("%d events written, want every one", written.Load())
+	}
+}
+
+// hijackWriter is a ResponseWriter whose connection Handoff takes over.
+type hijackWriter struct {
+	header http.Header
+	conn   net.Conn
+}
+
+func (w *hijackWriter) Header() http.Header         { return w.header }
+func (w *hijackWriter) WriteHeader(int)             {}
+func (w *hijackWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return w.conn, nil, nil
+}

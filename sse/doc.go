@@ -22,7 +22,7 @@
 //
 // A [Registry] holds clients by id. An HTTP handler calls
 // [Registry.Attach] with the client's [LastEventID] to open its stream, and
-// [Stream.Serve] to write it; another handler calls [Registry.Start] to begin
+// [Stream.Handoff] to write it; another handler calls [Registry.Start] to begin
 // a run, a [RunFunc] that publishes events with [Run.Send] and ends with
 // [Run.Finish]. Each client keeps the events of its current run, so a
 // reconnect that names its last event id gets exactly the events it missed
@@ -30,10 +30,15 @@
 // period, then forgotten and its run stopped. [Registry.Drop] ends a stream
 // as a dropped connection would; [Registry.Remove] forgets a client at once.
 //
+// Over HTTP/1.1, Handoff takes the connection over from net/http and
+// returns: an idle stream then holds no goroutine, and the registry's
+// [Loop] writes it when it has news. Over HTTP/2 and TLS it serves the
+// stream with [Stream.Serve], on the handler's goroutine.
+//
 // [MemoryRegistry] keeps the registry in the memory of one instance. A
 // registry in another package can share it between instances: it builds
-// each stream with [NewStream] over a [Source] of its own, wakes and ends it
-// with [Stream.Wake], [Stream.End] and [Stream.EndWithGap], and builds runs
-// with [NewRun]. The package ssetest checks any registry against the rules
-// of this one.
+// each stream with [Loop.NewStream] over a [Source] of its own, wakes and
+// ends it with [Stream.Wake], [Stream.End] and [Stream.EndWithGap], builds
+// runs with [NewRun], and closes its Loop when it closes. The package
+// ssetest checks any registry against the rules of this one.
 package sse

@@ -43,8 +43,9 @@ func Example() {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		defer detach()
-		_ = stream.Serve(r.Context(), w)
+		// Over HTTP/1.1 Handoff takes the connection over and returns at
+		// once; detach runs when the stream ends.
+		stream.Handoff(w, r, time.Time{}, func(error) { detach() })
 	})
 	mux.HandleFunc("POST /start", func(w http.ResponseWriter, r *http.Request) {
 		err := reg.Start(r.Context(), r.URL.Query().Get("id"), func(ctx context.Context, run *sse.Run) {

@@ -15,6 +15,10 @@ func rawOf(net.Conn) syscall.RawConn { return nil }
 
 func fdOf(syscall.RawConn) int32 { return -1 }
 
-func writeNow(syscall.RawConn, []byte) (int, error) { return 0, nil }
+type rawWrite struct{}
+
+func newRawWrite(syscall.RawConn) *rawWrite { return nil }
+
+func (*rawWrite) write([]byte) (int, error) { return 0, nil }
 
 func peerClosed(syscall.RawConn) bool { return false }

@@ -31,24 +31,43 @@ func fdOf(raw syscall.RawConn) int32 {
 	return fd
 }
 
-// writeNow writes as much of b as the socket takes at once: n is 0, with
-// no error, when its buffer is full. Go's sockets are non-blocking.
-func writeNow(raw syscall.RawConn, b []byte) (n int, err error) {
-	werr := raw.Write(func(fd uintptr) bool {
+// rawWrite is a write that never blocks, made through a RawConn: its
+// callback is built once, by newRawWrite, so that a write allocates
+// nothing. Only the writer that holds the stream uses it.
+type rawWrite struct {
+	raw syscall.RawConn
+	b   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func newRawWrite(raw syscall.RawConn) *rawWrite {
+	w := &rawWrite{raw: raw}
+	w.fn = func(fd uintptr) bool {
 		for {
-			n, err = syscall.Write(int(fd), b)
-			if !errors.Is(err, syscall.EINTR) {
+			w.n, w.err = syscall.Write(int(fd), w.b)
+			if !errors.Is(w.err, syscall.EINTR) {
 				return true // never wait for the socket: the caller decides
 			}
 		}
-	})
-	if errors.Is(err, syscall.EAGAIN) {
-		return 0, nil
 	}
-	if werr != nil {
+	return w
+}
+
+// write writes as much of b as the socket takes at once: n is 0, with no
+// error, when its buffer is full. Go's sockets are non-blocking.
+func (w *rawWrite) write(b []byte) (int, error) {
+	w.b = b
+	werr := w.raw.Write(w.fn)
+	w.b = nil
+	switch {
+	case errors.Is(w.err, syscall.EAGAIN):
+		return 0, nil
+	case werr != nil:
 		return 0, werr
 	}
-	return max(n, 0), err
+	return max(w.n, 0), w.err
 }
 
 // peerClosed reports whether the client has closed its end: with nothing

@@ -31,6 +31,7 @@ type takeover struct {
 	taken  atomic.Bool
 	conn   net.Conn
 	raw    syscall.RawConn // nil: every write is a blocking one, on a goroutine
+	now    *rawWrite       // writes through raw
 	fd     int32           // the socket's number, for the watcher; -1 if unknown
 	expiry *time.Timer     // Handoff's until, if any
 	done   func(error)
@@ -98,6 +99,9 @@ func (s *Stream) takeOver(w http.ResponseWriter, r *http.Request, until time.Tim
 	}
 	s.conn, s.raw, s.done = conn, rawOf(conn), done
 	s.fd = fdOf(s.raw)
+	if s.raw != nil {
+		s.now = newRawWrite(s.raw)
+	}
 	setHeaders(w.Header())
 	if err := s.writeHead(w.Header()); err != nil {
 		s.fail(err)
@@ -405,10 +409,10 @@ func (s *Stream) wrote() bool {
 // what the socket takes at once (nothing, without a raw connection).
 func (s *Stream) send(b []byte, blocking bool) (int, error) {
 	if !blocking {
-		if s.raw == nil {
+		if s.now == nil {
 			return 0, nil
 		}
-		return writeNow(s.raw, b)
+		return s.now.write(b)
 	}
 	if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
 		return 0, err
