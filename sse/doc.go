@@ -37,8 +37,9 @@
 //
 // [MemoryRegistry] keeps the registry in the memory of one instance. A
 // registry in another package can share it between instances: it builds
-// each stream with [Loop.NewStream] over a [Source] of its own, wakes and
-// ends it with [Stream.Wake], [Stream.End] and [Stream.EndWithGap], builds
-// runs with [NewRun], and closes its Loop when it closes. The package
+// each stream with [Loop.NewStream] over a [Source] of its own, writes it
+// with [Stream.Flush] (or wakes it with [Stream.Wake] under its lock), ends
+// it with [Stream.End] and [Stream.EndWithGap], builds runs with [NewRun],
+// and closes its Loop when it closes. The package
 // ssetest checks any registry against the rules of this one.
 package sse

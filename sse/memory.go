@@ -362,13 +362,9 @@ func (m *MemoryRegistry) publish(c *client, n uint64, name, data string, final b
 	c.next++
 	c.finished = final
 	s := c.stream
-	inline := s != nil && s.markDirty()
-	if s != nil && !inline {
-		s.Wake()
-	}
 	m.mu.Unlock()
-	if inline {
-		s.flushHere()
+	if s != nil {
+		s.Flush() // Next takes m.mu
 	}
 }
 

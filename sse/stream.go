@@ -89,6 +89,22 @@ func (s *Stream) Wake() {
 	}
 }
 
+// Flush is Wake for a caller that may write: on a stream taken over
+// (Handoff) it writes what the source has on the caller's goroutine,
+// without blocking, unless another writer holds the stream, which then
+// writes it; any other stream it wakes. Call it where Wake would be
+// called, but outside every lock that Source.Next takes. A publisher that
+// flushes writes its event as a bare server's goroutine per stream would,
+// with no hand-over to the loop's goroutine.
+func (s *Stream) Flush() {
+	if !s.taken.Load() {
+		s.Wake()
+		return
+	}
+	s.dirty.Store(true)
+	s.flushHere()
+}
+
 // StartWithGap makes the stream start with a gap event (see GapEvent) that
 // gives reason and lastEventID, the id the client sent: the registry
 // cannot continue from it. The registry calls it before it hands the

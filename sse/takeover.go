@@ -201,20 +201,9 @@ func (s *Stream) nudge() {
 	s.loop.enqueue(s)
 }
 
-// markDirty marks a taken-over stream as having news, for the caller to
-// write with flushHere once it has let go of its registry's lock, and
-// reports whether it is one; a stream that is not must be woken.
-func (s *Stream) markDirty() bool {
-	if !s.taken.Load() {
-		return false
-	}
-	s.dirty.Store(true)
-	return true
-}
-
 // flushHere writes what s has, on the caller's goroutine and without
 // blocking, as the loop's worker would; if another writer holds s, that
-// writer sees the news (markDirty) before it lets go.
+// writer sees the news (dirty, set first) before it lets go.
 func (s *Stream) flushHere() {
 	if !s.wmu.TryLock() {
 		return

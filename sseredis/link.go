@@ -211,23 +211,17 @@ func (r *Registry) reconnect() *redis.PubSub {
 // deliver hands a message of client id's channels to the streams held here
 // and the run owned here; see keys.go for the messages.
 func (r *Registry) deliver(id, payload string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-
 	if payload == "" {
 		return
 	}
+	if payload[0] == msgEvent {
+		r.deliverEvent(id, payload)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	sources := r.sources[id]
 	switch payload[0] {
-	case msgEvent:
-		ev, ok := parseEvent(payload[1:])
-		if !ok {
-			r.logger.Warn("unexpected message", "id", id, "payload", payload)
-			return
-		}
-		for s := range sources {
-			s.push(ev)
-		}
 	case msgAttached:
 		gen, err := strconv.ParseUint(payload[1:], 10, 64)
 		if err != nil {
@@ -247,5 +241,28 @@ func (r *Registry) deliver(id, payload string) {
 		for s := range sources {
 			s.stream.End(sse.EndDropped)
 		}
+	}
+}
+
+// deliverEvent hands an event to the streams of its client held here, and
+// writes them on this goroutine once it has let go of r.mu (sse.Stream.Flush),
+// rather than waking another goroutine to write each.
+func (r *Registry) deliverEvent(id, payload string) {
+	ev, ok := parseEvent(payload[1:])
+	if !ok {
+		r.logger.Warn("unexpected message", "id", id, "payload", payload)
+		return
+	}
+	var room [2]*sse.Stream // a client has one stream, two while one replaces another
+	took := room[:0]
+	r.mu.Lock()
+	for s := range r.sources[id] {
+		if s.push(ev) {
+			took = append(took, s.stream)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range took {
+		s.Flush()
 	}
 }

@@ -32,30 +32,36 @@ func (s *source) start(gen, cursor uint64, logged []loggedEvent, finished bool) 
 	if s.newest > gen {
 		s.stream.End(sse.EndReplaced) // a newer stream attached meanwhile
 	}
+	took := false
 	for i, ev := range logged {
 		ev.final = finished && i == len(logged)-1
-		s.push(ev)
+		took = s.push(ev) || took
 	}
 	for _, ev := range s.early {
-		s.push(ev)
+		took = s.push(ev) || took
 	}
 	s.early = nil
+	if took {
+		s.stream.Wake()
+	}
 }
 
-// push takes an event, unless s has it already. The caller holds reg.mu.
-func (s *source) push(ev loggedEvent) {
+// push takes an event, unless s has it already, and reports whether it
+// took it: the caller then has the stream write it (Wake, or Flush once it
+// has let go of reg.mu). The caller holds reg.mu.
+func (s *source) push(ev loggedEvent) bool {
 	switch {
 	case s.gen == 0:
 		s.early = append(s.early, ev)
-		return
+		return false
 	case ev.seq < s.expect:
-		return // read from the log, and heard again
+		return false // read from the log, and heard again
 	case ev.seq > s.expect:
 		// An event never arrived. End the stream: the browser
 		// reconnects with its Last-Event-ID and reads the rest from
 		// the log.
 		s.stream.End(sse.EndResync)
-		return
+		return false
 	}
 	if len(s.buf) == 0 {
 		s.seq = ev.seq
@@ -63,7 +69,7 @@ func (s *source) push(ev loggedEvent) {
 	s.buf = append(s.buf, ev.entry)
 	s.expect++
 	s.final = ev.final
-	s.stream.Wake()
+	return true
 }
 
 // attached hears of attach number gen for s's client. The caller holds

@@ -61,12 +61,12 @@ func TestSourceTakesEachEventOnce(t *testing.T) {
 		return loggedEvent{seq: seq, entry: sse.Entry{Name: "update", Data: "x"}, final: final}
 	}
 
-	s.push(ev(5, false)) // heard while the attach read the log
+	assert.False(t, s.push(ev(5, false)), "heard while the attach read the log: held back")
 	s.push(ev(6, false))
 	s.attached(3) // this attach's own message
 	s.start(3, 4, []loggedEvent{ev(4, false), ev(5, false)}, false)
-	s.push(ev(6, false)) // heard twice
-	s.push(ev(7, true))
+	assert.False(t, s.push(ev(6, false)), "heard twice")
+	assert.True(t, s.push(ev(7, true)), "the next")
 
 	seq, events, final := s.Next()
 	assert.Equal(t, uint64(4), seq)
@@ -74,7 +74,7 @@ func TestSourceTakesEachEventOnce(t *testing.T) {
 	assert.True(t, final)
 	assert.False(t, ended(s.stream))
 
-	s.push(ev(9, false)) // 8 never came
+	assert.False(t, s.push(ev(9, false)), "8 never came")
 	assert.True(t, ended(s.stream), "the stream ends, without a gap event: the log has the rest")
 
 	newer := newSource(reg)
