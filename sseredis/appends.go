@@ -13,6 +13,7 @@ const maxBatch = 512
 type appendReq struct {
 	id, token, name, data string
 	final                 bool
+	fresh                 bool // the run's first event here: see lua/append.lua
 
 	// Set before done is closed.
 	seq  int64 // the event's number, or -1: see lua/append.lua
@@ -23,7 +24,10 @@ type appendReq struct {
 // publish logs an event of run of client id, and waits until it is logged.
 // A run that has lost its claim, or whose client is gone, is stopped.
 func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, data string, final bool) error {
-	req := &appendReq{id: id, token: run.token, name: name, data: data, final: final, done: make(chan struct{})}
+	req := &appendReq{
+		id: id, token: run.token, name: name, data: data, final: final,
+		fresh: !run.logged.Load(), done: make(chan struct{}),
+	}
 	select {
 	case r.appends <- req:
 	case <-ctx.Done():
@@ -47,6 +51,7 @@ func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, 
 	case final:
 		run.finished.Store(true)
 	}
+	run.logged.Store(true)
 	return nil
 }
 
@@ -86,13 +91,9 @@ func (r *Registry) appendAll(batch []*appendReq) {
 		_, _ = r.rdb.Pipelined(r.ctx, func(p redis.Pipeliner) error {
 			for _, i := range which {
 				req := batch[i]
-				flag := "0"
-				if req.final {
-					flag = "1"
-				}
 				cmds[i] = r.scripts.append.EvalSha(r.ctx, p,
 					[]string{hashKey(req.id), logKey(req.id), runKey(req.id)},
-					req.token, req.name, req.data, flag, r.lease.Milliseconds(), channel(req.id))
+					req.token, req.name, req.data, flag(req.final), flag(req.fresh), channel(req.id))
 			}
 			return nil
 		}) // each command has its own error
@@ -117,4 +118,12 @@ func (r *Registry) appendAll(batch []*appendReq) {
 		req.seq, req.err = cmds[i].Int64()
 		close(req.done)
 	}
+}
+
+// flag is a boolean as the scripts take it.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }

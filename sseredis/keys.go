@@ -33,12 +33,25 @@ func runKey(id string) string       { return "sse:{" + id + "}:run" }
 func channel(id string) string      { return "sse:{" + id + "}" }
 func ownerChannel(id string) string { return "sse:{" + id + "}:owner" }
 
-// runsIndex holds the clients whose run is going, each with the moment its
-// owner's claim runs out (its score, in Unix ms). It is where an instance
-// looks for runs whose owner went away, to take them over. Its key is not
-// in any client's slot: it is an index, updated beside the scripts, not by
-// them.
+// runsIndex holds the runs that are going, each with the moment its owner's
+// claim runs out (its score, in Unix ms). It is where an instance looks for
+// runs whose owner went away, to take them over. Its key is not in any
+// client's slot: it is an index, updated beside the scripts, not by them.
+//
+// A member is a run, not a client (runMember): the owner of a client's
+// last run takes it out once it has finished, and that must not take out
+// the client's next run, indexed by another instance meanwhile.
 const runsIndex = "sse:runs"
+
+// runMember names the run of client id under claim token in runsIndex.
+func runMember(id, token string) string { return token + " " + id }
+
+// parseRunMember returns the client and token of a runsIndex member; tokens
+// have no space.
+func parseRunMember(m string) (id, token string) {
+	token, id, _ = strings.Cut(m, " ")
+	return id, token
+}
 
 // handoverChannel is where an instance that shuts down names each run it
 // let go of, for another instance to take over at once.

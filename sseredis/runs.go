@@ -26,6 +26,9 @@ type ownedRun struct {
 	// finished is set once the final event is logged, which lets go of
 	// the claim: keep must not take that for a lost one.
 	finished atomic.Bool
+	// logged is set once the run has logged an event here, or was taken
+	// over: its log exists, with the client's expiry.
+	logged atomic.Bool
 }
 
 // Start claims the client's run for this instance and starts fn as the run;
@@ -53,16 +56,17 @@ func (r *Registry) claim(ctx context.Context, id string) (string, error) {
 	token := r.token()
 	r.mu.Unlock()
 
-	r.indexRun(ctx, r.rdb, id)
+	r.indexRun(ctx, r.rdb, id, token)
 	switch n, err := r.scripts.start.Run(ctx, r.rdb,
 		[]string{hashKey(id), logKey(id), runKey(id)}, token, r.lease.Milliseconds()).Int(); {
 	case err != nil:
-		return "", unavailable(err)
+		return "", unavailable(err) // indexed: taken over, or found finished, once due
 	case n == 0:
-		r.unindex(id) // no such client: nothing to take over
+		r.unindex(id, token) // no such client: nothing to take over
 		return "", sse.ErrUnknownClient
 	case n < 0:
-		return "", sse.ErrRunning // indexed by its owner too
+		r.unindex(id, token) // the run that holds the claim is indexed by its owner
+		return "", sse.ErrRunning
 	}
 	return token, nil
 }
@@ -82,6 +86,7 @@ func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc,
 	}
 	rctx, cancel := context.WithCancel(r.ctx)
 	run := &ownedRun{token: token, cancel: cancel}
+	run.logged.Store(last != nil)
 	publish := func(name, data string, final bool) error {
 		return r.publish(rctx, id, run, name, data, final)
 	}
@@ -111,7 +116,7 @@ func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc,
 		r.unsubscribe(ownerChannel(id), epoch)
 		switch {
 		case run.finished.Load():
-			r.unindex(id) // the final event let go of the claim
+			r.unindex(id, token) // the final event let go of the claim
 			return
 		case run.handover.Load():
 			r.handOver(id, token)
@@ -137,7 +142,7 @@ func (r *Registry) release(id, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
 	if n, err := r.scripts.release.Run(ctx, r.rdb, []string{runKey(id)}, token).Int(); err == nil && n == 1 {
-		_ = r.rdb.ZRem(ctx, runsIndex, id).Err()
+		_ = r.rdb.ZRem(ctx, runsIndex, runMember(id, token)).Err()
 	} // else the lease ends it anyway, and a run that finished left the index on its own
 }
 
@@ -212,7 +217,7 @@ func (r *Registry) renew(every time.Duration) {
 			// NOSCRIPT after a Redis restart.
 			renewed[id] = r.scripts.renew.Eval(ctx, p, []string{runKey(id)}, run.token, r.lease.Milliseconds())
 			if !run.finished.Load() {
-				r.indexRun(ctx, p, id)
+				r.indexRun(ctx, p, id, run.token)
 			}
 		}
 		return nil

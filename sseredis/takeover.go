@@ -17,18 +17,19 @@ import (
 // the pause is about one tick; one that dies leaves its claims to expire,
 // after the lease, and keep finds them in runsIndex.
 
-// indexRun records, in runsIndex, that the run of client id is owned until
-// its lease runs out from now. A failure costs only a takeover after a
-// crash; keep's next renewal records it again.
-func (r *Registry) indexRun(ctx context.Context, p redis.Cmdable, id string) {
-	_ = p.ZAdd(ctx, runsIndex, redis.Z{Score: float64(time.Now().Add(r.lease).UnixMilli()), Member: id}).Err()
+// indexRun records, in runsIndex, that the run of client id under token is
+// owned until its lease runs out from now. A failure costs only a takeover
+// after a crash; keep's next renewal records it again.
+func (r *Registry) indexRun(ctx context.Context, p redis.Cmdable, id, token string) {
+	_ = p.ZAdd(ctx, runsIndex, redis.Z{Score: float64(time.Now().Add(r.lease).UnixMilli()), Member: runMember(id, token)}).Err()
 }
 
-// unindex takes the run of client id out of runsIndex.
-func (r *Registry) unindex(id string) {
+// unindex takes the run of client id under token out of runsIndex; the
+// client's other runs stay.
+func (r *Registry) unindex(id, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
-	_ = r.rdb.ZRem(ctx, runsIndex, id).Err()
+	_ = r.rdb.ZRem(ctx, runsIndex, runMember(id, token)).Err()
 }
 
 // handOver lets go of the claim of a run that this instance stopped because
@@ -43,11 +44,11 @@ func (r *Registry) handOver(id, token string) {
 		return // finished or removed meanwhile: nothing to hand over
 	}
 	if r.resume == nil {
-		r.loseRun(ctx, id)
+		r.loseRun(ctx, id, runMember(id, token))
 		return
 	}
 	_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, runsIndex, redis.Z{Score: 0, Member: id}) // due at once
+		p.ZAdd(ctx, runsIndex, redis.Z{Score: 0, Member: runMember(id, token)}) // due at once
 		p.Publish(ctx, handoverChannel, id)
 		return nil
 	})
@@ -63,35 +64,37 @@ func (r *Registry) adopt(ctx context.Context) {
 	if err != nil {
 		return // the link's trouble shows in listen; keep tries again
 	}
-	for _, id := range ids {
+	for _, m := range ids {
+		id, token := parseRunMember(m)
 		r.mu.Lock()
-		_, ours := r.runs[id]
+		run, ours := r.runs[id]
 		r.mu.Unlock()
-		if !ours {
-			r.takeOver(ctx, id)
+		if !ours || run.token != token {
+			r.takeOver(ctx, id, m)
 		}
 	}
 }
 
 // loseRun ends the run of client id, whose owner went away, with a final gap
 // event (sse.ReasonRunLost): no instance can go on with it.
-func (r *Registry) loseRun(ctx context.Context, id string) {
+func (r *Registry) loseRun(ctx context.Context, id, member string) {
 	n, err := r.scripts.takeover.Run(ctx, r.rdb, []string{hashKey(id), logKey(id), runKey(id)},
 		"", r.lease.Milliseconds(), "lose", sse.GapData(sse.ReasonRunLost, 0), channel(id)).Slice()
 	if err != nil {
 		return
 	}
 	if code, _ := n[0].(int64); code == -1 {
-		_ = r.rdb.ZRem(ctx, runsIndex, id).Err()
+		_ = r.rdb.ZRem(ctx, runsIndex, member).Err()
 		r.logger.Warn("run lost with its instance: ended with a gap", "id", id)
 	}
 }
 
 // takeOver claims the run of client id, if its owner went away, and goes
 // on with it here; without a Resume, it ends the run with a final gap.
-func (r *Registry) takeOver(ctx context.Context, id string) {
+// member is the run's entry in runsIndex, under its last owner's token.
+func (r *Registry) takeOver(ctx context.Context, id, member string) {
 	if r.resume == nil {
-		r.loseRun(ctx, id)
+		r.loseRun(ctx, id, member)
 		return
 	}
 	r.mu.Lock()
@@ -110,10 +113,15 @@ func (r *Registry) takeOver(ctx context.Context, id string) {
 	case 0:
 		return // owned: alive, or taken over by another instance first
 	case -1:
-		_ = r.rdb.ZRem(ctx, runsIndex, id).Err() // the client is gone, or its run finished
+		_ = r.rdb.ZRem(ctx, runsIndex, member).Err() // the client is gone, or its run finished
 		return
 	}
-	r.indexRun(ctx, r.rdb, id) // owned until the lease runs out, not due now
+	// Owned here from now, until the lease runs out: not due now.
+	_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, runsIndex, member)
+		r.indexRun(ctx, p, id, token)
+		return nil
+	})
 	var last *sse.Entry
 	if len(res) == 3 {
 		name, _ := res[1].(string)
