@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -217,6 +218,28 @@ func (in *instance) sample(ctx context.Context) (goroutines, rss float64, err er
 		}
 	}
 	return goroutines, rss, nil
+}
+
+// runs reads the number of runs the instance owns from its /healthz, which
+// says it even while it answers 503.
+func (in *instance) runs(ctx context.Context) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.addr+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var health struct {
+		Registry struct {
+			Runs float64 `json:"runs"`
+		} `json:"registry"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil {
+		return 0, err
+	}
+	return health.Registry.Runs, nil
 }
 
 // logFile keeps an instance's log, across its restarts, and counts its
