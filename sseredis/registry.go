@@ -65,6 +65,9 @@ type Registry struct {
 	// read the streams held here before a detach must not land after it,
 	// or the keys would outlive the stream by the hold time, not Grace.
 	renewMu sync.Mutex
+	// keysRenewed is when keep last renewed the keys of the clients held
+	// here. Guarded by renewMu.
+	keysRenewed time.Time
 
 	mu      sync.Mutex
 	sources map[string]map[*source]struct{} // streams held here, by client id

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +161,45 @@ func TestKeysLiveWhileStreamsDo(t *testing.T) {
 	require.Eventually(t, func() bool { return in.rdb.Exists(ctx, hashKey("a")).Val() == 0 },
 		time.Second, 5*time.Millisecond)
 	assert.ErrorIs(t, in.Start(ctx, "a", ssetest.Updates(1)), sse.ErrUnknownClient)
+}
+
+// TestKeysRenewedEveryThirdOfTheirLife: keys that live for Grace, three
+// leases here, are renewed every third of Grace, not every keep round (a
+// third of the lease): a third of the commands, and still kept while the
+// stream is open.
+func TestKeysRenewedEveryThirdOfTheirLife(t *testing.T) {
+	redis := redistest.Start(t)
+	redis.Flush()
+	const lease = 150 * time.Millisecond
+	cfg := ssetest.Config()
+	cfg.Grace = 3 * lease
+	in := newInstance(t, redis, cfg, lease)
+	ctx := t.Context()
+
+	_, detach, err := in.Attach(ctx, "a", 0)
+	require.NoError(t, err)
+	defer detach()
+	before := pexpires(t, in)
+	time.Sleep(10 * cfg.Grace / 3)             // 30 keep rounds
+	renewals := (pexpires(t, in) - before) / 2 // the hash and the log
+	assert.EqualValues(t, 1, in.rdb.Exists(ctx, hashKey("a")).Val(), "kept while the stream is open")
+	assert.GreaterOrEqual(t, renewals, 5, "about one every third of Grace: 10")
+	assert.LessOrEqual(t, renewals, 15, "not one a round: 30")
+}
+
+// pexpires counts the PEXPIRE commands Redis has run.
+func pexpires(t *testing.T, in *instance) int {
+	t.Helper()
+	info, err := in.rdb.Info(t.Context(), "commandstats").Result()
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_pexpire:calls="); ok {
+			n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			require.NoError(t, err)
+			return n
+		}
+	}
+	return 0
 }
 
 // TestURL: New builds its Redis client from a URL, and refuses one that

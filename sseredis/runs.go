@@ -189,14 +189,22 @@ func (r *Registry) keep() {
 }
 
 // renew is one round of keep's renewals, bounded by every so that it does
-// not hold up the next round's check of the link.
+// not hold up the next round's check of the link. Claims are renewed each
+// round; the keys of the clients held here, which live for hold, every
+// third of hold: with the defaults (a 30 s grace, a 10 s lease), every
+// third round, a third of the commands.
 func (r *Registry) renew(every time.Duration) {
 	r.renewMu.Lock()
 	defer r.renewMu.Unlock()
+	began := time.Now()
+	keys := began.Sub(r.keysRenewed) >= r.hold()/3-every/2 // a round early rather than late
 	r.mu.Lock()
-	ids := make([]string, 0, len(r.sources))
-	for id := range r.sources {
-		ids = append(ids, id)
+	var ids []string // clients whose keys this round renews
+	if keys {
+		ids = make([]string, 0, len(r.sources))
+		for id := range r.sources {
+			ids = append(ids, id)
+		}
 	}
 	runs := make(map[string]*ownedRun, len(r.runs))
 	for id, run := range r.runs {
@@ -224,6 +232,9 @@ func (r *Registry) renew(every time.Duration) {
 	})
 	if err != nil {
 		return // listen sees a broken link; a failed renewal is retried
+	}
+	if keys {
+		r.keysRenewed = began
 	}
 	for id, cmd := range renewed {
 		if n, _ := cmd.Int(); n == 0 && !runs[id].finished.Load() {
