@@ -2,6 +2,7 @@ package sseredis
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"gin-sse-progress/sse"
@@ -25,19 +26,27 @@ func (r *Registry) Attach(ctx context.Context, id string, lastEventID uint64) (*
 // AttachRun resumes the client's run after lastEventID, or claims its next
 // run for this instance and starts fn as that run; see sse.Registry. One
 // script decides and attaches, so that two retries on two instances cannot
-// both start a run.
+// both start a run. The run it may start is indexed first, as Start's is,
+// so that it is taken over if this instance dies before renewing anything.
 func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64, fn sse.RunFunc) (*sse.Stream, func(), error) {
 	r.mu.Lock()
 	token := r.token()
 	r.mu.Unlock()
+	r.indexRun(ctx, r.rdb, id, token)
 	s, detach, res, err := r.open(ctx, id, lastEventID, func(ctx context.Context) ([]any, error) {
 		return r.scripts.attachRun.Run(ctx, r.rdb, []string{hashKey(id), logKey(id), runKey(id)},
 			lastEventID, r.hold().Milliseconds(), channel(id), token, r.lease.Milliseconds()).Slice()
 	})
+	started := err == nil && len(res) > 5 && res[5] == int64(1)
+	if !started && !errors.Is(err, sse.ErrUnavailable) {
+		// Resumed or refused: no run of this token. After a failure the
+		// script may have claimed one: the index finds it, as Start's.
+		r.unindex(id, token)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if started, _ := res[5].(int64); started == 1 {
+	if started {
 		if err := r.launch(ctx, id, token, fn, nil); err != nil {
 			detach()
 			return nil, nil, err

@@ -168,6 +168,26 @@ func TestTakeoverBeforeTheFirstEvent(t *testing.T) {
 	assert.Equal(t, 1, logsOf(c[1:], "run taken over"))
 }
 
+// TestTakeoverOfAPostStreamsRun: AttachRun (a POST read as a stream)
+// claims and starts a run in one script; an owner that dies before the run
+// logs anything or renews its claim leaves it to be taken over after the
+// lease, as Start's, and the client's retry on another instance gets every
+// count.
+func TestTakeoverOfAPostStreamsRun(t *testing.T) {
+	const updates, tick, lease = 10, 20 * time.Millisecond, 300 * time.Millisecond
+	c := movable(t, redistest.Start(t), 3, lease, updates, tick)
+	owner, holder := c[0], c[2]
+	_, detach, err := owner.AttachRun(t.Context(), "a", 0, func(ctx context.Context, _ *sse.Run) { <-ctx.Done() })
+	require.NoError(t, err)
+	defer detach()
+	require.NoError(t, owner.rdb.Close()) // dead before its run logged or renewed anything
+
+	st := holder.srv.Open(t, "a", "") // the client's retry, elsewhere
+	events, _ := readAll(t, st)
+	wantEveryCount(t, events, updates)
+	assert.Equal(t, 1, logsOf(c[1:], "run taken over"))
+}
+
 // TestLateUnindexOfTheLastRun: the owner of a client's last run takes it
 // out of runsIndex once it has finished, on a goroutine of its own; that
 // may land after the client's next run, started on another instance as
