@@ -28,6 +28,8 @@ func (r *Registry) Attach(ctx context.Context, id string, lastEventID uint64) (*
 // script decides and attaches, so that two retries on two instances cannot
 // both start a run. The run it may start is indexed first, as Start's is,
 // so that it is taken over if this instance dies before renewing anything.
+// A retry that resumes a run whose owner went away takes the run over here,
+// rather than wait for another instance's scan.
 func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64, fn sse.RunFunc) (*sse.Stream, func(), error) {
 	r.mu.Lock()
 	token := r.token()
@@ -38,6 +40,7 @@ func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64,
 			lastEventID, r.hold().Milliseconds(), channel(id), token, r.lease.Milliseconds()).Slice()
 	})
 	started := err == nil && len(res) > 5 && res[5] == int64(1)
+	orphan := err == nil && len(res) > 5 && res[5] == int64(2)
 	if !started && !errors.Is(err, sse.ErrUnavailable) {
 		// Resumed or refused: no run of this token. After a failure the
 		// script may have claimed one: the index finds it, as Start's.
@@ -46,11 +49,14 @@ func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64,
 	if err != nil {
 		return nil, nil, err
 	}
-	if started {
+	switch {
+	case started:
 		if err := r.launch(ctx, id, token, fn, nil); err != nil {
 			detach()
 			return nil, nil, err
 		}
+	case orphan:
+		r.takeOver(ctx, id, "") // exclusive: if another instance was first, nothing happens
 	}
 	return s.stream, detach, nil
 }

@@ -91,7 +91,9 @@ func (r *Registry) loseRun(ctx context.Context, id, member string) {
 
 // takeOver claims the run of client id, if its owner went away, and goes
 // on with it here; without a Resume, it ends the run with a final gap.
-// member is the run's entry in runsIndex, under its last owner's token.
+// member is the run's entry in runsIndex, under its last owner's token, or
+// "" if the caller does not know it (a scan takes it out once the run has
+// finished).
 func (r *Registry) takeOver(ctx context.Context, id, member string) {
 	if r.resume == nil {
 		r.loseRun(ctx, id, member)

@@ -188,6 +188,34 @@ func TestTakeoverOfAPostStreamsRun(t *testing.T) {
 	assert.Equal(t, 1, logsOf(c[1:], "run taken over"))
 }
 
+// TestPostStreamRetryTakesTheRunOver: a POST stream's retry that comes
+// after its run's owner died and the claim ran out, before any scan has
+// taken the run over, resumes the run and takes it over there: the counts
+// go on, where starting a new run would show them from 0 again.
+func TestPostStreamRetryTakesTheRunOver(t *testing.T) {
+	const updates, tick = 10, 20 * time.Millisecond
+	redis := redistest.Start(t)
+	redis.Flush()
+	resume := func(string) sse.RunFunc { return counting(updates, tick) }
+	owner := newInstanceWith(t, redis, ssetest.Config(), Options{Lease: 300 * time.Millisecond, Resume: resume})
+	// A long lease: other's scans, every third of it, do not come first.
+	other := newInstanceWith(t, redis, ssetest.Config(), Options{Lease: time.Minute, Resume: resume})
+	c := []*instance{owner, other}
+	s, detach, err := owner.AttachRun(t.Context(), "a", 0, counting(updates, tick))
+	require.NoError(t, err)
+	st := owner.srv.Serve(t, s, detach)
+	events := []ssetest.Event{st.Next(t), st.Next(t), st.Next(t)}
+	require.NoError(t, owner.rdb.Close()) // dies mid-run
+	require.Eventually(t, func() bool { return other.rdb.Exists(t.Context(), runKey("a")).Val() == 0 },
+		5*time.Second, time.Millisecond, "the claim runs out")
+
+	s, detach, err = other.AttachRun(t.Context(), "a", 3, counting(updates, tick))
+	require.NoError(t, err)
+	rest, _ := readAll(t, other.srv.Serve(t, s, detach))
+	wantEveryCount(t, append(events, rest...), updates)
+	assert.Equal(t, 1, logsOf(c[1:], "run taken over"))
+}
+
 // TestLateUnindexOfTheLastRun: the owner of a client's last run takes it
 // out of runsIndex once it has finished, on a goroutine of its own; that
 // may land after the client's next run, started on another instance as

@@ -3,8 +3,10 @@
 -- or else claims a new run for token and attaches the stream at its first
 -- event. The client is made if it is new. It returns {gen, cursor,
 -- finished, events, gap, started}: as attach.lua, and started 1 if the
--- caller now owns a new run; {0} if lastEventID names the final event of a
--- finished run; {-1} if a run is going and there is no lastEventID.
+-- caller now owns a new run, 2 if it resumed a run whose owner went away
+-- (it logged events, is not finished, and its claim is gone: the caller
+-- takes it over); {0} if lastEventID names the final event of a finished
+-- run; {-1} if a run is going and there is no lastEventID.
 --
 -- KEYS: hash, log, run. ARGV: lastEventID, hold time in ms, channel,
 -- token, lease in ms.
@@ -17,7 +19,8 @@ end
 local c = redis.call('HMGET', KEYS[1], 'next', 'first', 'finished')
 local nxt, first, finished = tonumber(c[1]), tonumber(c[2]), c[3] == '1'
 local going = redis.call('EXISTS', KEYS[3]) == 1
-local resume = last > 0 and (going or finished)
+local orphan = not going and not finished and first < nxt
+local resume = last > 0 and (going or finished or orphan)
 if resume and finished and last >= nxt - 1 then
 	return {0}
 end
@@ -31,6 +34,9 @@ end
 local cursor, started = nxt, 0
 if resume then
 	cursor = math.max(last + 1, first)
+	if orphan then
+		started = 2
+	end
 else
 	redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 	redis.call('HSET', KEYS[1], 'first', num(nxt), 'finished', '0', 'finalSent', '0')
