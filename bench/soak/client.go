@@ -18,6 +18,7 @@ import (
 type tally struct {
 	mu           sync.Mutex
 	runsStarted  int
+	postRuns     int // of those, read from the POST that started them
 	runsDone     int
 	runsStuck    int                 // runs abandoned
 	stuckWhy     map[string]int      // why they were
@@ -39,7 +40,9 @@ const stuckAfter = 45 * time.Second
 
 // client is a browser: one id, its runs back to back, each read through a
 // proxy that a round robin picks, reconnecting with Last-Event-ID as
-// EventSource does, and starting each run through any instance.
+// EventSource does, and starting each run through any instance. A post
+// client reads each run from the POST that starts it, and retries that
+// POST with Last-Event-ID, as fetch-event-source does.
 type client struct {
 	id    string
 	urls  []string // the proxies
@@ -48,6 +51,7 @@ type client struct {
 	step  int
 	retry time.Duration
 	t     *tally
+	post  bool
 
 	lastID string // the Last-Event-ID a reconnect sends
 	doneID int    // the id of the last run's close: a fresh stream may replay up to it
@@ -93,16 +97,26 @@ func (c *client) live(ctx, drain context.Context) {
 // run is one run: a stream, the POST that starts the run, and every event
 // to the close, across any number of cuts.
 func (c *client) run(ctx context.Context) {
-	st, ok := c.open(ctx, false)
-	if !ok {
-		return
-	}
-	if !c.start(ctx) {
-		st.close()
-		return
+	var st *stream
+	var ok bool
+	if c.post {
+		if st, ok = c.postStream(ctx, false); !ok || st == nil {
+			return
+		}
+	} else {
+		if st, ok = c.open(ctx, false); !ok {
+			return
+		}
+		if !c.start(ctx) {
+			st.close()
+			return
+		}
 	}
 	c.t.mu.Lock()
 	c.t.runsStarted++
+	if c.post {
+		c.t.postRuns++
+	}
 	c.t.mu.Unlock()
 
 	want := 0         // the next count
@@ -127,7 +141,12 @@ func (c *client) run(ctx context.Context) {
 			c.t.mu.Lock()
 			c.t.reconnects++
 			c.t.mu.Unlock()
-			if st, ok = c.open(ctx, true); !ok {
+			if c.post {
+				st, ok = c.postStream(ctx, true)
+			} else {
+				st, ok = c.open(ctx, true)
+			}
+			if !ok {
 				c.stuck("no instance took the reconnect before the drain ran out")
 				return
 			}
@@ -237,6 +256,40 @@ func (c *client) start(ctx context.Context) bool {
 		time.Sleep(c.retry)
 	}
 	return false
+}
+
+// postStream POSTs the client's run through the next proxy with Accept:
+// text/event-stream, resuming after lastID if resume is set, and tries the
+// next while an instance refuses. A 409 without Last-Event-ID is a run
+// started by a POST whose answer was lost: it is let finish, unread, and
+// the next POST starts the next one. It returns nil and true for a 204.
+func (c *client) postStream(ctx context.Context, resume bool) (*stream, bool) {
+	for ctx.Err() == nil {
+		u, i := c.pick()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u+"/event/progress",
+			strings.NewReader(`{"id":"`+c.id+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		what := "POST stream"
+		if resume && c.lastID != "" {
+			req.Header.Set("Last-Event-ID", c.lastID)
+			what += " after " + c.lastID
+		}
+		resp, err := c.http.Do(req)
+		c.note(i, what, resp, err)
+		if err == nil {
+			switch resp.StatusCode {
+			case http.StatusOK:
+				return &stream{c: c, resp: resp, r: ssetest.NewReader(resp.Body)}, true
+			case http.StatusNoContent:
+				_ = resp.Body.Close()
+				return nil, true
+			}
+			_ = resp.Body.Close()
+		}
+		time.Sleep(c.retry)
+	}
+	return nil, false
 }
 
 var errStuck = errors.New("no event for too long")

@@ -127,7 +127,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var clients sync.WaitGroup
 	for i := range o.clients {
-		c := &client{id: clientID(i), urls: urls, next: i, http: hc, step: 5, retry: 200 * time.Millisecond, t: t}
+		c := &client{id: clientID(i), urls: urls, next: i, http: hc, step: 5, retry: 200 * time.Millisecond, t: t,
+			post: i%2 == 1}
 		clients.Go(func() { c.live(faultCtx, drainCtx) })
 	}
 
@@ -159,7 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	res := result{
 		Duration: o.duration.String(), Clients: o.clients, Instances: o.instances, Tick: o.tick.String(),
-		RunsStarted: t.runsStarted, RunsDone: t.runsDone, RunsStuck: t.runsStuck, RunsLost: t.runsLost,
+		RunsStarted: t.runsStarted, PostRuns: t.postRuns, RunsDone: t.runsDone, RunsStuck: t.runsStuck, RunsLost: t.runsLost,
 		Updates: t.updates, UpdatesExpected: 21 * t.runsDone, Duplicates: t.duplicates, OutOfOrder: t.outOfOrder,
 		Gaps: t.gaps, SilentLosses: t.silentLosses, LongestStallMS: float64(t.longestStall) / 1e6,
 		Reconnects: t.reconnects, Replays: t.replays, Faults: f.counts(),
@@ -360,6 +361,7 @@ type result struct {
 	Instances       int            `json:"instances"`
 	Tick            string         `json:"tick"`
 	RunsStarted     int            `json:"runs_started"`
+	PostRuns        int            `json:"runs_read_from_their_post"`
 	RunsDone        int            `json:"runs_completed"`
 	RunsStuck       int            `json:"runs_stuck"`
 	RunsLost        int            `json:"runs_lost"`
@@ -430,7 +432,7 @@ func (r result) table() string {
 		fmt.Fprintf(&w, "%-32s "+format+"\n", append([]any{name}, a...)...)
 	}
 	row("soak", "%s, %d clients, %d instances, tick %s", r.Duration, r.Clients, r.Instances, r.Tick)
-	row("runs started / completed", "%d / %d", r.RunsStarted, r.RunsDone)
+	row("runs started / completed", "%d / %d (%d read from their POST)", r.RunsStarted, r.RunsDone, r.PostRuns)
 	row("runs stuck / lost", "%d / %d", r.RunsStuck, r.RunsLost)
 	row("updates received / of completed", "%d / %d", r.Updates, r.UpdatesExpected)
 	row("duplicates / out of order", "%d / %d", r.Duplicates, r.OutOfOrder)
