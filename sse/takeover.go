@@ -209,17 +209,8 @@ func (s *Stream) flushHere() {
 		return
 	}
 	buf := s.loop.borrow()
-	var state drained
-	*buf, state = s.drain(*buf, false)
+	*buf = s.writeHeld(*buf)
 	s.loop.giveBack(buf)
-	switch state {
-	case caughtUp:
-		s.letGo()
-	case needsWriter:
-		go s.catchUp()
-	case finished:
-		go s.finish()
-	}
 }
 
 // over reports whether the stream was ended (End, EndWithGap).
@@ -252,8 +243,15 @@ func (s *Stream) flush(buf []byte) []byte {
 	if !s.wmu.TryLock() {
 		return buf // its writer looks again before it lets go
 	}
-	var state drained
-	buf, state = s.drain(buf, false)
+	return s.writeHeld(buf)
+}
+
+// writeHeld writes what s has without blocking, encoding into buf, and
+// then lets go of wmu, which the caller holds, or hands it to a goroutine
+// that waits on the socket or ends the stream. It returns buf, grown
+// perhaps.
+func (s *Stream) writeHeld(buf []byte) []byte {
+	buf, state := s.drain(buf, false)
 	switch state {
 	case caughtUp:
 		s.letGo()

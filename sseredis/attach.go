@@ -39,9 +39,12 @@ func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64,
 		return r.scripts.attachRun.Run(ctx, r.rdb, []string{hashKey(id), logKey(id), runKey(id)},
 			lastEventID, r.hold().Milliseconds(), channel(id), token, r.lease.Milliseconds()).Slice()
 	})
-	started := err == nil && len(res) > 5 && res[5] == int64(1)
-	orphan := err == nil && len(res) > 5 && res[5] == int64(2)
-	if !started && !errors.Is(err, sse.ErrUnavailable) {
+	// lua/attach_run.lua's started: 1 a new run of token, 2 a run to take over.
+	var started int64
+	if err == nil && len(res) > 5 {
+		started, _ = res[5].(int64)
+	}
+	if started != 1 && !errors.Is(err, sse.ErrUnavailable) {
 		// Resumed or refused: no run of this token. After a failure the
 		// script may have claimed one: the index finds it, as Start's.
 		r.unindex(id, token)
@@ -49,13 +52,13 @@ func (r *Registry) AttachRun(ctx context.Context, id string, lastEventID uint64,
 	if err != nil {
 		return nil, nil, err
 	}
-	switch {
-	case started:
+	switch started {
+	case 1:
 		if err := r.launch(ctx, id, token, fn, nil); err != nil {
 			detach()
 			return nil, nil, err
 		}
-	case orphan:
+	case 2:
 		r.takeOver(ctx, id, "") // exclusive: if another instance was first, nothing happens
 	}
 	return s.stream, detach, nil

@@ -214,14 +214,23 @@ func (c *client) run(ctx context.Context) {
 // lastID if resume is set, and tries the next while an instance refuses.
 // It returns nil and true for a 204: nothing left to send.
 func (c *client) open(ctx context.Context, resume bool) (*stream, bool) {
-	for ctx.Err() == nil {
-		u, i := c.pick()
+	return c.dial(ctx, "GET after "+c.lastID, func(u string) *http.Request {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u+"/event/push?id="+c.id, nil)
 		if resume && c.lastID != "" {
 			req.Header.Set("Last-Event-ID", c.lastID)
 		}
-		resp, err := c.http.Do(req)
-		c.note(i, "GET after "+c.lastID, resp, err)
+		return req
+	})
+}
+
+// dial sends the request that build makes for the next proxy's URL, and
+// tries the next while an instance refuses, until one answers with a
+// stream, or with 204: nil and true, nothing left to send.
+func (c *client) dial(ctx context.Context, what string, build func(u string) *http.Request) (*stream, bool) {
+	for ctx.Err() == nil {
+		u, i := c.pick()
+		resp, err := c.http.Do(build(u))
+		c.note(i, what, resp, err)
 		if err == nil {
 			switch resp.StatusCode {
 			case http.StatusOK:
@@ -264,32 +273,21 @@ func (c *client) start(ctx context.Context) bool {
 // started by a POST whose answer was lost: it is let finish, unread, and
 // the next POST starts the next one. It returns nil and true for a 204.
 func (c *client) postStream(ctx context.Context, resume bool) (*stream, bool) {
-	for ctx.Err() == nil {
-		u, i := c.pick()
+	resume = resume && c.lastID != ""
+	what := "POST stream"
+	if resume {
+		what += " after " + c.lastID
+	}
+	return c.dial(ctx, what, func(u string) *http.Request {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u+"/event/progress",
 			strings.NewReader(`{"id":"`+c.id+`"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "text/event-stream")
-		what := "POST stream"
-		if resume && c.lastID != "" {
+		if resume {
 			req.Header.Set("Last-Event-ID", c.lastID)
-			what += " after " + c.lastID
 		}
-		resp, err := c.http.Do(req)
-		c.note(i, what, resp, err)
-		if err == nil {
-			switch resp.StatusCode {
-			case http.StatusOK:
-				return &stream{c: c, resp: resp, r: ssetest.NewReader(resp.Body)}, true
-			case http.StatusNoContent:
-				_ = resp.Body.Close()
-				return nil, true
-			}
-			_ = resp.Body.Close()
-		}
-		time.Sleep(c.retry)
-	}
-	return nil, false
+		return req
+	})
 }
 
 var errStuck = errors.New("no event for too long")
