@@ -75,6 +75,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger := newLogger(cfg, stderr)
 	metrics, counters := newMetrics()
 	cfg.registry.OnWrite = counters.EventsSent // every stream counts its events
+	// One schedule takes every run's steps: a run holds no goroutine.
+	schedule := sse.NewSchedule()
+	defer schedule.Close() // after the registry's Close: its runs have stopped
+	cfg.progress.Schedule = schedule
 	reg, err := newRegistry(ctx, cfg, logger)
 	if err != nil {
 		return err

@@ -15,7 +15,6 @@ import (
 
 	"gin-sse-progress/auth"
 	"gin-sse-progress/handlers"
-	"gin-sse-progress/job"
 	"gin-sse-progress/sse"
 	"gin-sse-progress/sse/ssetest"
 )
@@ -40,7 +39,7 @@ func authServer(t *testing.T, reg sse.Registry, perSubject int, leeway time.Dura
 	v, err := auth.NewVerifier(testSecret, leeway)
 	require.NoError(t, err)
 	r := handlers.New(slog.New(slog.NewTextHandler(io.Discard, nil)), reg, handlers.Options{
-		Job:                  job.Progress{Tick: tick, Step: 5}.Run,
+		Job:                  progressJob(t, tick),
 		Retry:                ssetest.Config().Retry,
 		Auth:                 v,
 		MaxStreamsPerSubject: perSubject,

@@ -49,7 +49,7 @@ func newServer(t *testing.T, cfg sse.Config, tick time.Duration, allowOrigins ..
 	reg := sse.NewMemoryRegistry(cfg)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := handlers.New(logger, reg, handlers.Options{
-		Job:          job.Progress{Tick: tick, Step: 5}.Run,
+		Job:          progressJob(t, tick),
 		Retry:        cfg.Retry,
 		AllowOrigins: allowOrigins,
 	})
@@ -59,6 +59,15 @@ func newServer(t *testing.T, cfg sse.Config, tick time.Duration, allowOrigins ..
 	t.Cleanup(srv.Close)
 	t.Cleanup(reg.Close)
 	return &server{Server: srv, reg: reg, r: r}
+}
+
+// progressJob is the demo's job, its runs on a schedule as in main. Call it
+// before the registry's Close is registered as a cleanup: the schedule
+// closes after the registry.
+func progressJob(t *testing.T, tick time.Duration) func(id string) sse.RunFunc {
+	s := sse.NewSchedule()
+	t.Cleanup(s.Close)
+	return job.Progress{Tick: tick, Step: 5, Schedule: s}.Run
 }
 
 // reply is a whole response, its body read.

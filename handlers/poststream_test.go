@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gin-sse-progress/handlers"
-	"gin-sse-progress/job"
 	"gin-sse-progress/sse"
 	"gin-sse-progress/sse/ssetest"
 	"gin-sse-progress/sseredis"
@@ -55,7 +54,7 @@ func everyRegistry(t *testing.T) registries {
 func serverOn(t *testing.T, reg sse.Registry, cfg sse.Config, tick time.Duration) *server {
 	t.Helper()
 	r := handlers.New(slog.New(slog.NewTextHandler(io.Discard, nil)), reg, handlers.Options{
-		Job:   job.Progress{Tick: tick, Step: 5}.Run,
+		Job:   progressJob(t, tick),
 		Retry: cfg.Retry,
 	})
 	srv := httptest.NewServer(r)

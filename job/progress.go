@@ -4,7 +4,6 @@
 package job
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -17,6 +16,9 @@ import (
 type Progress struct {
 	Tick time.Duration
 	Step int // divides 100
+	// Schedule, if set, takes every run's steps, so that a run holds no
+	// goroutine or timer of its own; without one, each run has both.
+	Schedule *sse.Schedule
 }
 
 // Run returns the run for client id. The first update goes out at once.
@@ -24,38 +26,44 @@ type Progress struct {
 // with the count after the last one it logged: its state is nothing but
 // that count.
 func (p Progress) Run(id string) sse.RunFunc {
-	return func(ctx context.Context, r *sse.Run) {
-		quoted, _ := json.Marshal(id) // marshalling a string cannot fail
-		prefix := `{"id":` + string(quoted) + `,"count":`
-
-		ticker := time.NewTicker(p.Tick)
-		defer ticker.Stop()
-		start := 0
-		if last, ok := r.Last(); ok {
-			var logged struct{ Count *int }
-			if json.Unmarshal([]byte(last.Data), &logged) == nil && logged.Count != nil {
-				start = *logged.Count + p.Step
-				select {
-				case <-ctx.Done():
-					return
-				case <-ticker.C:
-				}
+	quoted, _ := json.Marshal(id) // marshalling a string cannot fail
+	prefix := `{"id":` + string(quoted) + `,"count":`
+	next := 0 // the count of the next update
+	step := func(r *sse.Run, n int) bool {
+		if n == 0 {
+			if count, ok := lastCount(r); ok {
+				next = count + p.Step
+				return true
 			}
 		}
 		// A run that moved after its last update has only its close left.
-		for count := start; count <= 100; count += p.Step {
+		if next <= 100 {
 			// Send fails only for a name with a line break; these are fixed.
-			_ = r.Send("update", prefix+strconv.Itoa(count)+"}")
-			if count >= 100 {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-			}
+			_ = r.Send("update", prefix+strconv.Itoa(next)+"}")
+			next += p.Step
+		}
+		if next <= 100 {
+			return true
 		}
 		// The browser drops an event without data, so close carries some.
 		_ = r.Finish("close", `{"id":`+string(quoted)+`,"done":true}`)
+		return false
 	}
+	if p.Schedule != nil {
+		return p.Schedule.Every(p.Tick, step)
+	}
+	return sse.Every(p.Tick, step)
+}
+
+// lastCount returns the count of the last update a run that moved logged.
+func lastCount(r *sse.Run) (int, bool) {
+	last, ok := r.Last()
+	if !ok {
+		return 0, false
+	}
+	var logged struct{ Count *int }
+	if json.Unmarshal([]byte(last.Data), &logged) != nil || logged.Count == nil {
+		return 0, false
+	}
+	return *logged.Count, true
 }

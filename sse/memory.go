@@ -25,7 +25,7 @@ type MemoryRegistry struct {
 	// ctx is the parent of every run's context; cancel stops them all.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// runs counts the run goroutines, so Close can wait for them.
+	// runs counts the runs going, so Close can wait for them to end.
 	runs      sync.WaitGroup
 	closeOnce sync.Once
 
@@ -335,9 +335,10 @@ func (m *MemoryRegistry) start(c *client, fn RunFunc) {
 		return nil
 	})
 	c.run, c.cancelRun = r, cancel
-	m.runs.Go(func() {
+	m.runs.Add(1)
+	r.Go(ctx, fn, func() {
+		defer m.runs.Done()
 		defer cancel()
-		fn(ctx, r)
 		m.mu.Lock()
 		if c.runs == n {
 			c.run = nil

@@ -1,11 +1,16 @@
 package sse
 
-import "context"
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
 
 // RunFunc is the work of a run. It publishes events through r, must return
 // soon after ctx is done, and calls r.Finish with its last event when it
-// completes. The registry starts it in a goroutine of its own and waits for
-// it in Close.
+// completes. The registry starts it in a goroutine of its own (Run.Go) and
+// waits for it in Close. Work that goes on without a goroutine (a
+// Schedule's) holds the run (Run.Hold) and returns at once.
 //
 // A registry shared by several instances may move a run whose instance
 // went away to another instance: it then calls a RunFunc there with r.Last
@@ -20,6 +25,8 @@ type PublishFunc func(name, data string, final bool) error
 type Run struct {
 	publish PublishFunc
 	last    *Entry // the last event the run logged before it moved, or nil
+	holds   atomic.Int32
+	ended   func()
 }
 
 // NewRun returns the handle of a run whose events go to publish. Send and
@@ -61,4 +68,32 @@ func (r *Run) Finish(name, data string) error {
 		return err
 	}
 	return r.publish(name, data, true)
+}
+
+// Go calls fn with ctx and r on a goroutine of its own, and ended once the
+// run is over: when fn has returned and every hold on r is released. A
+// registry calls it once, with the run's context, which it cancels to stop
+// the run.
+func (r *Run) Go(ctx context.Context, fn RunFunc, ended func()) {
+	r.ended = ended
+	r.holds.Store(1) // fn's own
+	go func() {
+		fn(ctx, r)
+		r.release()
+	}()
+}
+
+// Hold keeps the run going after its RunFunc returns, until release is
+// called: for work that goes on without a goroutine of its own. Call
+// release once, when the work has ended or soon after the run's context is
+// done; the run's Finish, if it came, has been sent by then.
+func (r *Run) Hold() (release func()) {
+	r.holds.Add(1)
+	return sync.OnceFunc(r.release)
+}
+
+func (r *Run) release() {
+	if r.holds.Add(-1) == 0 && r.ended != nil {
+		r.ended()
+	}
 }

@@ -103,11 +103,12 @@ func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc,
 		r.release(id, token)
 		return sse.ErrClosed
 	}
-	defer r.mu.Unlock() // Close must not start waiting before wg.Go
+	defer r.mu.Unlock() // Close must not start waiting before wg.Add
 	r.runs[id] = run
-	r.wg.Go(func() {
+	r.wg.Add(1)
+	handle.Go(rctx, fn, func() {
+		defer r.wg.Done()
 		defer cancel()
-		fn(rctx, handle)
 		r.mu.Lock()
 		if r.runs[id] == run {
 			delete(r.runs, id)

@@ -49,6 +49,9 @@ func TestRegistry(t *testing.T, newRegistry NewRegistry) {
 		{"AttachRunRetries", testAttachRunRetries},
 		{"AttachRunNextRun", testAttachRunNextRun},
 		{"AttachRunReplaces", testAttachRunReplaces},
+		{"HeldRunGoesOn", testHeldRunGoesOn},
+		{"CloseWaitsForHeldRuns", testCloseWaitsForHeldRuns},
+		{"ScheduledRun", testScheduledRun},
 		{"NoLeaks", testNoLeaks},
 	}
 	// Each subtest runs on both of Handoff's paths: streams taken over

@@ -1,0 +1,138 @@
+package sse_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"gin-sse-progress/sse"
+)
+
+// goRun runs fn as a registry does and returns a channel closed once the
+// run is over.
+func goRun(ctx context.Context, fn sse.RunFunc) <-chan struct{} {
+	ended := make(chan struct{})
+	sse.NewRun(func(string, string, bool) error { return nil }).Go(ctx, fn, func() { close(ended) })
+	return ended
+}
+
+func waitEnded(t *testing.T, ended <-chan struct{}, why string) {
+	t.Helper()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: the run did not end", why)
+	}
+}
+
+// everies are a run's steps on both paths: a goroutine and a ticker per
+// run, and a Schedule.
+func everies(t *testing.T) map[string]func(time.Duration, sse.StepFunc) sse.RunFunc {
+	s := sse.NewSchedule()
+	t.Cleanup(s.Close)
+	return map[string]func(time.Duration, sse.StepFunc) sse.RunFunc{"goroutine": sse.Every, "schedule": s.Every}
+}
+
+// TestEverySteps: steps are numbered from 0, a tick apart at least, until
+// one says it is the last.
+func TestEverySteps(t *testing.T) {
+	for name, every := range everies(t) {
+		t.Run(name, func(t *testing.T) {
+			const tick = 5 * time.Millisecond
+			var seen []int
+			var at []time.Time
+			ended := goRun(t.Context(), every(tick, func(_ *sse.Run, n int) bool {
+				seen, at = append(seen, n), append(at, time.Now())
+				return n < 4
+			}))
+			waitEnded(t, ended, "steps")
+			if len(seen) != 5 {
+				t.Fatalf("steps %v, want 0 to 4", seen)
+			}
+			for i, n := range seen {
+				if n != i {
+					t.Fatalf("steps %v, want 0 to 4", seen)
+				}
+			}
+			// A ticker's ticks keep their phase: each is due a tick after
+			// the last was due, whenever that one ran.
+			if total := at[4].Sub(at[0]); total < 4*tick-time.Millisecond {
+				t.Errorf("5 steps in %v, want at least %v", total, 4*tick)
+			}
+		})
+	}
+}
+
+// TestEveryStops: a run waiting for its next step ends as soon as its
+// context is done, and takes no step after.
+func TestEveryStops(t *testing.T) {
+	for name, every := range everies(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			steps := make(chan int, 10)
+			ended := goRun(ctx, every(time.Hour, func(_ *sse.Run, n int) bool {
+				steps <- n
+				return true
+			}))
+			<-steps
+			cancel()
+			waitEnded(t, ended, "cancel")
+			if len(steps) > 0 {
+				t.Errorf("a step after the cancel")
+			}
+		})
+	}
+}
+
+// TestScheduleSlowStepHoldsNoOneUp: a step that waits (as one that waits on
+// a store does) runs on a goroutine of its own, and the other runs' steps
+// go on meanwhile.
+func TestScheduleSlowStepHoldsNoOneUp(t *testing.T) {
+	s := sse.NewSchedule()
+	defer s.Close()
+	unblock := make(chan struct{})
+	slow := goRun(t.Context(), s.Every(time.Millisecond, func(_ *sse.Run, n int) bool {
+		if n == 0 {
+			time.Sleep(2 * time.Millisecond) // slow: its next step gets a goroutine
+			return true
+		}
+		<-unblock
+		return false
+	}))
+	fast := goRun(t.Context(), s.Every(time.Millisecond, func(_ *sse.Run, n int) bool { return n < 20 }))
+	select {
+	case <-fast:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting step held the other run's steps up")
+	}
+	close(unblock)
+	waitEnded(t, slow, "unblocked")
+}
+
+// TestScheduleManyRuns: runs of several ticks, started together, each take
+// every step, in order.
+func TestScheduleManyRuns(t *testing.T) {
+	s := sse.NewSchedule()
+	defer s.Close()
+	ticks := []time.Duration{time.Millisecond, 3 * time.Millisecond, 2 * time.Millisecond}
+	const runs, steps = 300, 10
+	ends := make([]<-chan struct{}, runs)
+	counts := make([][]int, runs)
+	for i := range runs {
+		ends[i] = goRun(t.Context(), s.Every(ticks[i%len(ticks)], func(_ *sse.Run, n int) bool {
+			counts[i] = append(counts[i], n)
+			return n < steps-1
+		}))
+	}
+	for i, ended := range ends {
+		waitEnded(t, ended, "many")
+		if len(counts[i]) != steps {
+			t.Fatalf("run %d took steps %v", i, counts[i])
+		}
+		for j, n := range counts[i] {
+			if n != j {
+				t.Fatalf("run %d took steps %v", i, counts[i])
+			}
+		}
+	}
+}
