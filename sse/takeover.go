@@ -42,6 +42,7 @@ type takeover struct {
 	ping      atomic.Bool  // a heartbeat is due
 	lastWrite atomic.Int64 // UnixNano
 
+	deadline      bool    // a write deadline is set on conn
 	rest          []byte  // the unwritten end of a chunk
 	more          []Entry // events taken from the source, not yet written
 	moreSeq       uint64  // the number of more[0]
@@ -109,8 +110,10 @@ func (s *Stream) takeOver(w http.ResponseWriter, r *http.Request, until time.Tim
 		done(err)
 		return
 	}
-	// Writes that never block fail on a deadline that has passed.
+	// Writes that never block fail on a deadline that has passed (net/http
+	// may have set one too).
 	_ = conn.SetWriteDeadline(time.Time{})
+	s.deadline = false
 	s.lastWrite.Store(time.Now().UnixNano())
 	if !s.loop.adopt(s) { // the registry is closing
 		s.result = EndShutdown
@@ -266,12 +269,18 @@ func (s *Stream) writeHeld(buf []byte) []byte {
 // catchUp writes, waiting on the socket within the write deadline, until
 // s has nothing left to write; it holds wmu, which the worker handed it.
 func (s *Stream) catchUp() {
-	if _, state := s.drain(make([]byte, 0, 512), true); state == finished {
+	buf := s.loop.borrow()
+	var state drained
+	*buf, state = s.drain(*buf, true)
+	s.loop.giveBack(buf)
+	if state == finished {
 		s.finish()
 		return
 	}
-	// Writes that never block fail on a deadline that has passed.
-	_ = s.conn.SetWriteDeadline(time.Time{})
+	if s.deadline { // writes that never block fail on one that has passed
+		_ = s.conn.SetWriteDeadline(time.Time{})
+		s.deadline = false
+	}
 	s.letGo()
 }
 
@@ -393,18 +402,24 @@ func (s *Stream) wrote() bool {
 }
 
 // send writes b: all of it within the write deadline if blocking, else
-// what the socket takes at once (nothing, without a raw connection).
+// what the socket takes at once (nothing, without a raw connection). What
+// the socket takes at once needs no deadline.
 func (s *Stream) send(b []byte, blocking bool) (int, error) {
-	if !blocking {
-		if s.now == nil {
-			return 0, nil
+	n := 0
+	if s.now != nil {
+		var err error
+		if n, err = s.now.write(b); err != nil || n == len(b) || !blocking {
+			return n, err
 		}
-		return s.now.write(b)
+	} else if !blocking {
+		return 0, nil
 	}
 	if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
-		return 0, err
+		return n, err
 	}
-	return s.conn.Write(b)
+	s.deadline = true
+	m, err := s.conn.Write(b[n:])
+	return n + m, err
 }
 
 // sendAll writes b whole, within the write deadline.

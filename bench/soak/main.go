@@ -165,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Gaps: t.gaps, SilentLosses: t.silentLosses, LongestStallMS: float64(t.longestStall) / 1e6,
 		Reconnects: t.reconnects, Replays: t.replays, Faults: f.counts(),
 		KeptGoroutines: [2]float64{first.goroutines, last.goroutines}, KeptRSSMiB: [2]float64{first.rss / (1 << 20), last.rss / (1 << 20)},
-		KeptRuns: [2]float64{first.runs, last.runs}, KeptBeyondRuns: [2]float64{first.beyond, last.beyond},
+		KeptRuns: [2]float64{first.runs, last.runs},
 		StuckWhy: t.stuckWhy, Errors: map[string]map[string]int{},
 	}
 	for i, in := range instances {
@@ -205,9 +205,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // sample is an instance's goroutines, the runs it owns and its resident
-// memory. An idle stream holds no goroutine and a run holds one, so
-// goroutines beyond the runs are what would show a leak under load.
-type sample struct{ goroutines, runs, beyond, rss float64 }
+// memory. Neither an idle stream nor a run waiting for its next step holds
+// a goroutine, so goroutines that grow show a leak under load.
+type sample struct{ goroutines, runs, rss float64 }
 
 // windows returns the medians of the first and the last fifth of series,
 // the first past a warm-up of a tenth.
@@ -232,7 +232,6 @@ func median(s []sample) sample {
 	return sample{
 		goroutines: of(func(x sample) float64 { return x.goroutines }),
 		runs:       of(func(x sample) float64 { return x.runs }),
-		beyond:     of(func(x sample) float64 { return x.beyond }),
 		rss:        of(func(x sample) float64 { return x.rss }),
 	}
 }
@@ -240,7 +239,7 @@ func median(s []sample) sample {
 func takeSample(ctx context.Context, in *instance) sample {
 	g, rss, _ := in.sample(ctx)
 	runs, _ := in.runs(ctx)
-	return sample{goroutines: g, runs: runs, beyond: g - runs, rss: rss}
+	return sample{goroutines: g, runs: runs, rss: rss}
 }
 
 // faults switches faults on and off on a schedule until ctx is done.
@@ -377,10 +376,9 @@ type result struct {
 	Faults          map[string]int `json:"faults"`
 	KeptGoroutines  [2]float64     `json:"kept_goroutines"`
 	KeptRSSMiB      [2]float64     `json:"kept_rss_mib"`
-	// KeptRuns are the runs the kept instance owns, in the same windows,
-	// and KeptBeyondRuns its goroutines less those runs.
-	KeptRuns       [2]float64 `json:"kept_runs"`
-	KeptBeyondRuns [2]float64 `json:"kept_goroutines_beyond_runs"`
+	// KeptRuns are the runs the kept instance owns, in the same windows:
+	// they move with the restarts of the others.
+	KeptRuns [2]float64 `json:"kept_runs"`
 	// KeptIdleGoroutines are the kept instance's goroutines before the
 	// clients came and after they left: a leak shows there.
 	KeptIdleGoroutines [2]float64 `json:"kept_idle_goroutines"`
@@ -417,10 +415,9 @@ func (r result) targets() []string {
 	check(r.RunsStarted > 0 && r.RunsDone == r.RunsStarted, "every run completes")
 	check(r.Updates >= r.UpdatesExpected, "every update of a completed run")
 	// Flat: the kept instance, under the same load at both samples, grows
-	// by no more than noise. Its goroutines are counted beyond its runs:
-	// the runs it owns move with the restarts of the others.
+	// by no more than noise.
 	check(r.KeptRSSMiB[1] <= r.KeptRSSMiB[0]*1.25+2, "RSS flat")
-	check(r.KeptBeyondRuns[1] <= r.KeptBeyondRuns[0]*1.25+20, "goroutines flat")
+	check(r.KeptGoroutines[1] <= r.KeptGoroutines[0]*1.25+20, "goroutines flat")
 	check(r.KeptIdleGoroutines[1] <= r.KeptIdleGoroutines[0]+5, "no goroutine left behind")
 	return missed
 }
@@ -443,8 +440,7 @@ func (r result) table() string {
 	row("faults", "%s", sorted(r.Faults))
 	row("kept instance: goroutines", "%.0f → %.0f (first and last fifth, medians); idle %.0f → %.0f",
 		r.KeptGoroutines[0], r.KeptGoroutines[1], r.KeptIdleGoroutines[0], r.KeptIdleGoroutines[1])
-	row("kept instance: runs, the rest", "%.0f → %.0f runs owned; %.0f → %.0f goroutines beyond them",
-		r.KeptRuns[0], r.KeptRuns[1], r.KeptBeyondRuns[0], r.KeptBeyondRuns[1])
+	row("kept instance: runs owned", "%.0f → %.0f", r.KeptRuns[0], r.KeptRuns[1])
 	row("kept instance: RSS", "%.1f → %.1f MiB (first and last fifth, medians)", r.KeptRSSMiB[0], r.KeptRSSMiB[1])
 	for _, in := range r.Each {
 		row("instance "+in.Name+", idle: start → end", "%.0f → %.0f goroutines, %.1f → %.1f MiB RSS, started %d×",
