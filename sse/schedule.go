@@ -30,6 +30,15 @@ func Every(tick time.Duration, step StepFunc) RunFunc {
 	}
 }
 
+// The goroutine wakes on a grid of grain: the steps due in one slot of it
+// are called together, each a little late, by the same amount every time
+// for a run whose tick is a multiple of it (a run's gaps stay its tick).
+// One wake-up then serves many runs.
+const grain = int64(time.Millisecond)
+
+// slot returns the end of the slot of the grid that at falls in.
+func slot(at int64) int64 { return (at + grain - 1) / grain * grain }
+
 // A step that takes longer than slowStep (it waits on a store, Redis say)
 // runs on a goroutine of its own the next time, so that it holds up no
 // other run's step.
@@ -123,7 +132,7 @@ func (s *Schedule) call(e *scheduled, at int64) {
 		s.running = true
 		s.goes.Go(s.run)
 	}
-	early := s.asleep != 0 && e.at < s.asleep
+	early := s.asleep != 0 && slot(e.at) < s.asleep
 	s.mu.Unlock()
 	if early {
 		s.nudge()
@@ -187,10 +196,11 @@ func (s *Schedule) run() {
 			s.mu.Unlock()
 			continue
 		}
-		if wait := e.at - s.now(); wait > 0 {
-			s.asleep = e.at
+		if now := s.now(); e.at > now {
+			until := slot(e.at)
+			s.asleep = until
 			s.mu.Unlock()
-			timer.Reset(time.Duration(wait))
+			timer.Reset(time.Duration(until - now))
 			select {
 			case <-timer.C:
 			case <-s.wake:
