@@ -193,7 +193,7 @@ func startRun(c *gin.Context, reg sse.Registry, job func(id string) sse.RunFunc,
 		registryError(c, sv.logger, err, sv.retry)
 	default:
 		sv.logger.Debug("run started", "id", id)
-		c.JSON(http.StatusAccepted, gin.H{"id": id, "status": "started"})
+		c.JSON(http.StatusAccepted, answer{ID: id, Status: "started"})
 	}
 }
 
@@ -233,7 +233,7 @@ func remove(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.Hand
 			return
 		}
 		logger.Debug("client removed", "id", id)
-		c.JSON(http.StatusOK, gin.H{"id": id, "status": "removed"})
+		c.JSON(http.StatusOK, answer{ID: id, Status: "removed"})
 	}
 }
 
@@ -256,7 +256,7 @@ func drop(logger *slog.Logger, reg sse.Registry, retry time.Duration) gin.Handle
 			registryError(c, logger, err, retry)
 		default:
 			logger.Debug("stream dropped", "id", id)
-			c.JSON(http.StatusOK, gin.H{"id": id, "status": "dropped"})
+			c.JSON(http.StatusOK, answer{ID: id, Status: "dropped"})
 		}
 	}
 }
@@ -330,6 +330,13 @@ func bodyID(c *gin.Context) (string, int, error) {
 		return "", http.StatusBadRequest, err
 	}
 	return id, 0, nil
+}
+
+// answer is the JSON of a request that did what it was asked: a struct,
+// which encodes faster than a map (gin.H).
+type answer struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
 }
 
 // abortJSON ends the request with status and {"error": msg}.

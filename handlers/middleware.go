@@ -60,6 +60,10 @@ func requestEnded(c *gin.Context, logger *slog.Logger, m *Metrics, start time.Ti
 	case status >= http.StatusInternalServerError:
 		level = slog.LevelError
 	}
+	ctx := c.Request.Context()
+	if !logger.Enabled(ctx, level) {
+		return // nothing built for a line nobody reads
+	}
 	attrs := []any{
 		"method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", c.Writer.Status(), "duration", time.Since(start),
@@ -67,5 +71,5 @@ func requestEnded(c *gin.Context, logger *slog.Logger, m *Metrics, start time.Ti
 	if len(c.Errors) > 0 {
 		attrs = append(attrs, "errors", c.Errors.String())
 	}
-	logger.Log(c.Request.Context(), level, "request", attrs...)
+	logger.Log(ctx, level, "request", attrs...)
 }
