@@ -33,13 +33,15 @@
 // Over HTTP/1.1, Handoff takes the connection over from net/http and
 // returns: an idle stream then holds no goroutine, and the registry's
 // [Loop] writes it when it has news. Over HTTP/2 and TLS it serves the
-// stream with [Stream.Serve], on the handler's goroutine.
+// stream with [Stream.Serve], on the handler's goroutine. A run whose work
+// is a step every tick needs no goroutine either: a [Schedule] calls the
+// steps of every run from one ([Schedule.Every]).
 //
 // [MemoryRegistry] keeps the registry in the memory of one instance. A
 // registry in another package can share it between instances: it builds
 // each stream with [Loop.NewStream] over a [Source] of its own, writes it
 // with [Stream.Flush] (or wakes it with [Stream.Wake] under its lock), ends
-// it with [Stream.End] and [Stream.EndWithGap], builds runs with [NewRun],
-// and closes its Loop when it closes. The package
+// it with [Stream.End] and [Stream.EndWithGap], builds runs with [NewRun]
+// and starts them with [Run.Go], and closes its Loop when it closes. The package
 // ssetest checks any registry against the rules of this one.
 package sse

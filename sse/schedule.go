@@ -39,17 +39,18 @@ const grain = int64(time.Millisecond)
 // slot returns the end of the slot of the grid that at falls in.
 func slot(at int64) int64 { return (at + grain - 1) / grain * grain }
 
-// A step that takes longer than slowStep (it waits on a store, Redis say)
-// runs on a goroutine of its own the next time, so that it holds up no
-// other run's step.
+// A run whose step took longer than slowStep once (it waits on a store,
+// Redis say) has its later steps called on goroutines of their own, so
+// that none holds up another run's step: a store that answered at once
+// this time may not the next.
 const slowStep = 200 * time.Microsecond
 
 // Schedule calls the steps of many runs with no goroutine or timer per run:
-// one goroutine sleeps until the next step is due and calls it. A step that
-// came back at once last time (a registry in memory, whose Send writes the
-// stream without blocking) is called on that goroutine; one that took
-// longer than 200 µs is called on a goroutine of its own, so that no step
-// waits for another run's.
+// one goroutine sleeps until the next step is due and calls it. The steps
+// of a run that come back at once (a registry in memory, whose Send writes
+// the stream without blocking) are called on that goroutine; once a run's
+// step has taken longer than 200 µs, its later steps are called on
+// goroutines of their own, so that no step waits for another run's.
 //
 // Make one with NewSchedule, build runs with Every and close it once the
 // registry that runs them is closed. Its goroutine runs while it has steps
@@ -81,7 +82,7 @@ type scheduled struct {
 	at      int64 // when the next step is due
 	n       int   // the next step's number
 	queued  bool
-	slow    bool // the last step took longer than slowStep
+	slow    bool // a step took longer than slowStep
 	stopped bool // the run's context is done
 	release func()
 	unhook  func() bool
@@ -112,7 +113,7 @@ func (s *Schedule) call(e *scheduled, at int64) {
 
 	s.mu.Lock()
 	e.n++
-	e.slow = end-start > int64(slowStep)
+	e.slow = e.slow || end-start > int64(slowStep) // a fast step now and then proves nothing
 	if !more || e.stopped || s.closed {
 		s.mu.Unlock()
 		e.unhook()
