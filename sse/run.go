@@ -25,6 +25,7 @@ type PublishFunc func(name, data string, final bool) error
 type Run struct {
 	publish PublishFunc
 	last    *Entry // the last event the run logged before it moved, or nil
+	waits   bool   // publish waits on a store
 	holds   atomic.Int32
 	ended   func()
 }
@@ -40,6 +41,17 @@ func NewRun(publish PublishFunc) *Run {
 func ContinueRun(publish PublishFunc, last Entry) *Run {
 	return &Run{publish: publish, last: &last}
 }
+
+// Waiting marks r as a run whose publish waits on a store (a round trip
+// to it), and returns r: a registry whose Send blocks says so, and a
+// Schedule then calls the run's steps on goroutines of their own.
+func (r *Run) Waiting() *Run {
+	r.waits = true
+	return r
+}
+
+// Waits reports whether the run's publish waits on a store (Waiting).
+func (r *Run) Waits() bool { return r.waits }
 
 // Last returns the last event the run logged before it moved to this
 // instance, and ok; or ok false for a run that starts afresh.

@@ -39,18 +39,13 @@ const grain = int64(time.Millisecond)
 // slot returns the end of the slot of the grid that at falls in.
 func slot(at int64) int64 { return (at + grain - 1) / grain * grain }
 
-// A run whose step took longer than slowStep once (it waits on a store,
-// Redis say) has its later steps called on goroutines of their own, so
-// that none holds up another run's step: a store that answered at once
-// this time may not the next.
-const slowStep = 200 * time.Microsecond
-
 // Schedule calls the steps of many runs with no goroutine or timer per run:
-// one goroutine sleeps until the next step is due and calls it. The steps
-// of a run that come back at once (a registry in memory, whose Send writes
-// the stream without blocking) are called on that goroutine; once a run's
-// step has taken longer than 200 µs, its later steps are called on
-// goroutines of their own, so that no step waits for another run's.
+// one goroutine sleeps until the next step is due and calls it. A run
+// whose Send does not wait (a registry in memory writes the stream without
+// blocking) has its steps called on that goroutine; one whose Send waits
+// on a store (Run.Waits: Redis's waits for its append) has each step
+// called on a goroutine of its own, so that no step waits for another
+// run's.
 //
 // Make one with NewSchedule, build runs with Every and close it once the
 // registry that runs them is closed. Its goroutine runs while it has steps
@@ -82,7 +77,6 @@ type scheduled struct {
 	at      int64 // when the next step is due
 	n       int   // the next step's number
 	queued  bool
-	slow    bool // a step took longer than slowStep
 	stopped bool // the run's context is done
 	release func()
 	unhook  func() bool
@@ -107,13 +101,11 @@ func (s *Schedule) now() int64 { return int64(time.Since(s.epoch)) }
 // call takes e's step, due at at, and puts e back on the schedule for the
 // next one, unless the run is over.
 func (s *Schedule) call(e *scheduled, at int64) {
-	start := s.now()
 	more := e.step(e.r, e.n)
 	end := s.now()
 
 	s.mu.Lock()
 	e.n++
-	e.slow = e.slow || end-start > int64(slowStep) // a fast step now and then proves nothing
 	if !more || e.stopped || s.closed {
 		s.mu.Unlock()
 		e.unhook()
@@ -215,9 +207,9 @@ func (s *Schedule) run() {
 		q.pop()
 		e.queued = false
 		s.waiting--
-		at, slow := e.at, e.slow
+		at := e.at
 		s.mu.Unlock()
-		if slow {
+		if e.r.Waits() {
 			s.goes.Go(func() { s.call(e, at) })
 		} else {
 			s.call(e, at)

@@ -2,6 +2,8 @@ package sse_test
 
 import (
 	"context"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,8 +13,14 @@ import (
 // goRun runs fn as a registry does and returns a channel closed once the
 // run is over.
 func goRun(ctx context.Context, fn sse.RunFunc) <-chan struct{} {
+	return goRunOf(ctx, newRun(), fn)
+}
+
+func newRun() *sse.Run { return sse.NewRun(func(string, string, bool) error { return nil }) }
+
+func goRunOf(ctx context.Context, r *sse.Run, fn sse.RunFunc) <-chan struct{} {
 	ended := make(chan struct{})
-	sse.NewRun(func(string, string, bool) error { return nil }).Go(ctx, fn, func() { close(ended) })
+	r.Go(ctx, fn, func() { close(ended) })
 	return ended
 }
 
@@ -84,19 +92,18 @@ func TestEveryStops(t *testing.T) {
 	}
 }
 
-// TestScheduleSlowStepHoldsNoOneUp: a step that waits (as one that waits on
-// a store does) runs on a goroutine of its own, and the other runs' steps
-// go on meanwhile.
-func TestScheduleSlowStepHoldsNoOneUp(t *testing.T) {
+// TestScheduleWaitingStepHoldsNoOneUp: the step of a run whose Send waits
+// on a store (Run.Waiting) runs on a goroutine of its own, and the other
+// runs' steps go on meanwhile.
+func TestScheduleWaitingStepHoldsNoOneUp(t *testing.T) {
 	s := sse.NewSchedule()
 	defer s.Close()
 	unblock := make(chan struct{})
-	slow := goRun(t.Context(), s.Every(time.Millisecond, func(_ *sse.Run, n int) bool {
+	slow := goRunOf(t.Context(), newRun().Waiting(), s.Every(time.Millisecond, func(_ *sse.Run, n int) bool {
 		if n == 0 {
-			time.Sleep(2 * time.Millisecond) // slow: its next step gets a goroutine
 			return true
 		}
-		<-unblock
+		<-unblock // the store does not answer
 		return false
 	}))
 	fast := goRun(t.Context(), s.Every(time.Millisecond, func(_ *sse.Run, n int) bool { return n < 20 }))
@@ -134,5 +141,48 @@ func TestScheduleManyRuns(t *testing.T) {
 				t.Fatalf("run %d took steps %v", i, counts[i])
 			}
 		}
+	}
+}
+
+// TestScheduledStepsAllocateNothing: once a schedule's runs are going,
+// calling their steps allocates nothing (what a step does is its own).
+func TestScheduledStepsAllocateNothing(t *testing.T) {
+	s := sse.NewSchedule()
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	const runs = 100
+	var steps [runs]atomic.Int64
+	ends := make([]<-chan struct{}, runs)
+	for i := range runs {
+		ends[i] = goRun(ctx, s.Every(time.Millisecond, func(_ *sse.Run, _ int) bool {
+			steps[i].Add(1)
+			return true
+		}))
+	}
+	total := func() (n int64) {
+		for i := range steps {
+			n += steps[i].Load()
+		}
+		return n
+	}
+	time.Sleep(50 * time.Millisecond) // the queues grow to their size
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	from := total()
+	time.Sleep(200 * time.Millisecond)
+	to := total()
+	runtime.ReadMemStats(&after)
+	cancel()
+	for _, ended := range ends {
+		waitEnded(t, ended, "cancel")
+	}
+	called := to - from
+	if called < runs*50 {
+		t.Fatalf("%d steps in 200 ms for %d runs of a 1 ms tick", called, runs)
+	}
+	// Whatever else the process allocated meanwhile (the test framework,
+	// the timer) is far below one allocation per step.
+	if mallocs := after.Mallocs - before.Mallocs; float64(mallocs) > float64(called)/20 {
+		t.Errorf("%d allocations for %d steps", mallocs, called)
 	}
 }

@@ -94,6 +94,7 @@ func (r *Registry) launch(ctx context.Context, id, token string, fn sse.RunFunc,
 	if last != nil {
 		handle = sse.ContinueRun(publish, *last)
 	}
+	handle.Waiting() // Send waits for its append to Redis
 
 	r.mu.Lock()
 	if r.closed {
