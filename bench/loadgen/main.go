@@ -324,6 +324,13 @@ func measure(ctx context.Context, o options, bases []*url.URL, stderr io.Writer)
 	}
 	close(jobs)
 	posting.Wait()
+	var cpuPosted time.Duration // the runs started: what follows is ticks alone
+	if len(pids) > 0 {
+		var err error
+		if cpuPosted, err = cpuAll(pids); err != nil {
+			return res, err
+		}
+	}
 	status.Printf("%s: %d runs started in %.2f s", o.label, len(live), (since() - runStart).Seconds())
 	done.Wait()
 	res.RunPhase = (since() - runStart).Seconds()
@@ -337,7 +344,7 @@ func measure(ctx context.Context, o options, bases []*url.URL, stderr io.Writer)
 		if err != nil {
 			return res, err
 		}
-		res.serverUse(before, open, after, cpu1-cpu0)
+		res.serverUse(before, open, after, cpu1-cpu0, cpu1-cpuPosted)
 	}
 	for i, c := range live {
 		if postErrs[i] != nil {

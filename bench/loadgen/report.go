@@ -35,27 +35,30 @@ type result struct {
 	RSSPerStream float64 `json:"rss_per_stream_kb"`
 	RSSPeakPer   float64 `json:"rss_peak_per_stream_kb"`
 
-	RunPhase    float64  `json:"run_phase_s"`
-	CPU         float64  `json:"cpu_s"`
-	CPUPer1000  float64  `json:"cpu_per_1000_events_ms"`
-	Runs        int      `json:"runs"`
-	Expected    int      `json:"updates_expected"`
-	Updates     int      `json:"updates"`
-	OutOfOrder  int      `json:"out_of_order"`
-	Duplicates  int      `json:"duplicates"`
-	Foreign     int      `json:"foreign"`
-	Closes      int      `json:"closes"`
-	Heartbeats  int      `json:"heartbeats"`
-	PostP50     float64  `json:"post_p50_ms"`
-	PostP99     float64  `json:"post_p99_ms"`
-	FirstP50    float64  `json:"first_update_p50_ms"`
-	FirstP99    float64  `json:"first_update_p99_ms"`
-	GapDevP50   float64  `json:"gap_dev_p50_ms"`
-	GapDevP99   float64  `json:"gap_dev_p99_ms"`
-	GapDevMax   float64  `json:"gap_dev_max_ms"`
-	Errors      int      `json:"errors"`
-	FirstErrors []string `json:"first_errors,omitempty"`
-	Complete    bool     `json:"complete"`
+	RunPhase float64 `json:"run_phase_s"`
+	CPU      float64 `json:"cpu_s"`
+	// CPUAfterPosts is the part of CPU after the last POST was answered:
+	// the runs ticking and ending, no run starting.
+	CPUAfterPosts float64  `json:"cpu_after_posts_s"`
+	CPUPer1000    float64  `json:"cpu_per_1000_events_ms"`
+	Runs          int      `json:"runs"`
+	Expected      int      `json:"updates_expected"`
+	Updates       int      `json:"updates"`
+	OutOfOrder    int      `json:"out_of_order"`
+	Duplicates    int      `json:"duplicates"`
+	Foreign       int      `json:"foreign"`
+	Closes        int      `json:"closes"`
+	Heartbeats    int      `json:"heartbeats"`
+	PostP50       float64  `json:"post_p50_ms"`
+	PostP99       float64  `json:"post_p99_ms"`
+	FirstP50      float64  `json:"first_update_p50_ms"`
+	FirstP99      float64  `json:"first_update_p99_ms"`
+	GapDevP50     float64  `json:"gap_dev_p50_ms"`
+	GapDevP99     float64  `json:"gap_dev_p99_ms"`
+	GapDevMax     float64  `json:"gap_dev_max_ms"`
+	Errors        int      `json:"errors"`
+	FirstErrors   []string `json:"first_errors,omitempty"`
+	Complete      bool     `json:"complete"`
 }
 
 func newResult(o options) result {
@@ -77,14 +80,16 @@ func (r *result) noteError(err error) {
 }
 
 // serverUse records the server's memory before the streams were opened,
-// with them open, and at the end, and its CPU time during the runs.
-func (r *result) serverUse(before, open, after memory, cpu time.Duration) {
+// with them open, and at the end, and its CPU time during the runs, and
+// in the part of it after the last run had started.
+func (r *result) serverUse(before, open, after memory, cpu, afterPosts time.Duration) {
 	r.RSSIdle, r.RSSOpen, r.RSSPeak = before.RSS, open.RSS, after.Peak
 	if r.Connected > 0 {
 		r.RSSPerStream = float64(open.RSS-before.RSS) / float64(r.Connected)
 		r.RSSPeakPer = float64(after.Peak-before.RSS) / float64(r.Connected)
 	}
 	r.CPU = cpu.Seconds()
+	r.CPUAfterPosts = afterPosts.Seconds()
 }
 
 // summarize adds up what the clients saw.
@@ -195,6 +200,7 @@ var rows = []struct {
 	}},
 	{"run phase", func(r result) string { return fmt.Sprintf("%.1f s", r.RunPhase) }},
 	{"server CPU, run phase", func(r result) string { return fmt.Sprintf("%.2f s", r.CPU) }},
+	{"server CPU, after the POSTs", func(r result) string { return fmt.Sprintf("%.2f s", r.CPUAfterPosts) }},
 	{"server CPU per 1,000 events", func(r result) string { return fmt.Sprintf("%.1f ms", r.CPUPer1000) }},
 	{"updates received / expected", func(r result) string { return fmt.Sprintf("%d / %d", r.Updates, r.Expected) }},
 	{"out of order / duplicates", func(r result) string { return fmt.Sprintf("%d / %d", r.OutOfOrder, r.Duplicates) }},
