@@ -99,3 +99,33 @@ func Example() {
 	// id: 4
 	// data: done
 }
+
+// ExampleSchedule runs a step every tick with no goroutine of its own. In a
+// service, the RunFunc goes to the registry: reg.Start(ctx, id,
+// sched.Every(tick, step)); here it runs on a Run the way a registry runs
+// it, printing what it publishes.
+func ExampleSchedule() {
+	sched := sse.NewSchedule()
+	defer sched.Close() // after the registry's Close, in a service
+
+	step := func(r *sse.Run, n int) bool {
+		if n < 3 {
+			_ = r.Send("update", strconv.Itoa(n))
+			return true // more steps: the next one a tick from now
+		}
+		_ = r.Finish("close", "done")
+		return false
+	}
+	run := sse.NewRun(func(name, data string, final bool) error {
+		fmt.Println(name, data, final)
+		return nil
+	})
+	ended := make(chan struct{})
+	run.Go(context.Background(), sched.Every(10*time.Millisecond, step), func() { close(ended) })
+	<-ended
+	// Output:
+	// update 0 false
+	// update 1 false
+	// update 2 false
+	// close done true
+}
