@@ -297,6 +297,9 @@ func (m *MemoryRegistry) forget(c *client, why EndReason) {
 	c.gen++
 }
 
+// firstLog is the room a client's first run's log starts with.
+const firstLog = 32
+
 // Start starts fn as the next run of client id; see Registry. A run that
 // has sent its final event no longer counts as going, even before its
 // goroutine has returned.
@@ -322,8 +325,10 @@ func (m *MemoryRegistry) Start(_ context.Context, id string, fn RunFunc) error {
 // dropped. The caller holds m.mu, and has checked that no run is going.
 func (m *MemoryRegistry) start(c *client, fn RunFunc) {
 	// A new array, since streams may still be reading the old one. It is
-	// made as large as the last run's, the likely size of this one.
-	c.log = make([]Entry, 0, cap(c.log))
+	// made as large as the last run's, the likely size of this one; a
+	// client's first run gets room for firstLog events rather than grow
+	// from one, leaving five arrays behind on the way to 32.
+	c.log = make([]Entry, 0, max(cap(c.log), firstLog))
 	c.finished = false
 	c.finalSent = false
 
