@@ -97,20 +97,13 @@ func (c *client) live(ctx, drain context.Context) {
 // run is one run: a stream, the POST that starts the run, and every event
 // to the close, across any number of cuts.
 func (c *client) run(ctx context.Context) {
-	var st *stream
-	var ok bool
-	if c.post {
-		if st, ok = c.postStream(ctx, false); !ok || st == nil {
-			return
-		}
-	} else {
-		if st, ok = c.open(ctx, false); !ok {
-			return
-		}
-		if !c.start(ctx) {
-			st.close()
-			return
-		}
+	st, ok := c.connect(ctx, false)
+	if !ok || st == nil {
+		return
+	}
+	if !c.post && !c.start(ctx) {
+		st.close()
+		return
 	}
 	c.t.mu.Lock()
 	c.t.runsStarted++
@@ -141,12 +134,7 @@ func (c *client) run(ctx context.Context) {
 			c.t.mu.Lock()
 			c.t.reconnects++
 			c.t.mu.Unlock()
-			if c.post {
-				st, ok = c.postStream(ctx, true)
-			} else {
-				st, ok = c.open(ctx, true)
-			}
-			if !ok {
+			if st, ok = c.connect(ctx, true); !ok {
 				c.stuck("no instance took the reconnect before the drain ran out")
 				return
 			}
@@ -265,6 +253,15 @@ func (c *client) start(ctx context.Context) bool {
 		time.Sleep(c.retry)
 	}
 	return false
+}
+
+// connect opens the client's stream as it reads its runs: a GET, or for a
+// post client the POST that starts (or, with resume, resumes) the run.
+func (c *client) connect(ctx context.Context, resume bool) (*stream, bool) {
+	if c.post {
+		return c.postStream(ctx, resume)
+	}
+	return c.open(ctx, resume)
 }
 
 // postStream POSTs the client's run through the next proxy with Accept:

@@ -20,14 +20,19 @@ type held struct {
 	release func()
 }
 
-// startHeld starts a run of client id whose RunFunc holds it and returns.
+// startHeld starts a run of client id whose RunFunc holds it and returns,
+// and returns once that RunFunc has returned.
 func startHeld(t *testing.T, reg sse.Registry, id string) held {
 	t.Helper()
 	runs := make(chan held, 1)
-	start(t, reg, id, func(ctx context.Context, r *sse.Run) { runs <- held{ctx, r, r.Hold()} })
+	returned := make(chan struct{})
+	start(t, reg, id, func(ctx context.Context, r *sse.Run) {
+		defer close(returned)
+		runs <- held{ctx, r, r.Hold()}
+	})
 	select {
-	case h := <-runs:
-		return h
+	case <-returned:
+		return <-runs
 	case <-time.After(timeout):
 		t.Fatal("the run did not start")
 		return held{}
@@ -40,7 +45,9 @@ func testHeldRunGoesOn(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	st := srv.Open(t, "a", "")
 	h := startHeld(t, reg, "a")
-	time.Sleep(20 * time.Millisecond) // its RunFunc has returned by now
+	// Without the hold the registry would end the run as its RunFunc
+	// returned; give it the time to.
+	time.Sleep(20 * time.Millisecond)
 	wantErr(t, "start while a held run goes on", reg.Start(t.Context(), "a", Updates(1)), sse.ErrRunning)
 	if err := h.r.Send("update", "0"); err != nil {
 		t.Fatal(err)
