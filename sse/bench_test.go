@@ -365,3 +365,29 @@ func (w *hijackWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.conn, nil, nil
 }
+
+// BenchmarkStartScheduled measures starting a run on a Schedule, with every
+// run before it still going (as at a load test's peak): the registry's and
+// the run's share of a POST's cost.
+func BenchmarkStartScheduled(b *testing.B) {
+	reg := sse.NewMemoryRegistry(benchConfig())
+	sched := sse.NewSchedule()
+	defer sched.Close()
+	defer reg.Close()
+	wait := sched.Every(time.Hour, func(*sse.Run, int) bool { return true })
+
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		i++
+		id := strconv.Itoa(i)
+		if _, _, err := reg.Attach(context.Background(), id, 0); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := reg.Start(context.Background(), id, wait); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

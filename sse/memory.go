@@ -22,9 +22,6 @@ type MemoryRegistry struct {
 	cfg  Config
 	loop *Loop // writes the streams that Handoff takes over
 
-	// ctx is the parent of every run's context; cancel stops them all.
-	ctx    context.Context
-	cancel context.CancelFunc
 	// runs counts the runs going, so Close can wait for them to end.
 	runs      sync.WaitGroup
 	closeOnce sync.Once
@@ -57,10 +54,10 @@ type client struct {
 	finished  bool
 	finalSent bool
 
-	run       *Run               // the current run, until its goroutine returns
-	runs      uint64             // counts runs: the number of run
-	cancelRun context.CancelFunc // stops run
-	stream    *Stream            // the attached stream, or nil
+	run     *Run    // the current run, until its goroutine returns
+	runs    uint64  // counts runs: the number of run
+	stopRun func()  // stops run, and its predecessor
+	stream  *Stream // the attached stream, or nil
 	// gen counts attaches and detaches, so that a grace timer that fires
 	// late can tell whether it still belongs to the current detach.
 	gen    uint64
@@ -116,12 +113,9 @@ func (m *memSource) Delivered(seq uint64) {
 
 // NewMemoryRegistry returns a MemoryRegistry with the given settings.
 func NewMemoryRegistry(cfg Config) *MemoryRegistry {
-	ctx, cancel := context.WithCancel(context.Background())
 	return &MemoryRegistry{
 		cfg:     cfg,
 		loop:    NewLoop(cfg),
-		ctx:     ctx,
-		cancel:  cancel,
 		clients: make(map[string]*client),
 	}
 }
@@ -283,7 +277,7 @@ func (m *MemoryRegistry) expire(c *client, gen uint64) {
 func (m *MemoryRegistry) forget(c *client, why EndReason) {
 	delete(m.clients, c.id)
 	if c.run != nil {
-		c.cancelRun()
+		c.stopRun()
 		c.run = nil
 	}
 	if c.stream != nil {
@@ -332,18 +326,23 @@ func (m *MemoryRegistry) start(c *client, fn RunFunc) {
 	c.finished = false
 	c.finalSent = false
 
-	ctx, cancel := context.WithCancel(m.ctx)
+	if c.stopRun != nil {
+		// The last run, finished, may not have returned yet: its
+		// events are dropped, so its work can end.
+		c.stopRun()
+	}
 	c.runs++
 	n := c.runs
 	r := NewRun(func(name, data string, final bool) error {
 		m.publish(c, n, name, data, final)
 		return nil
 	})
-	c.run, c.cancelRun = r, cancel
 	m.runs.Add(1)
-	r.Go(ctx, fn, func() {
+	// The registry stops each run itself (forget, Close): an
+	// uncancellable parent spares a hook per run.
+	c.run = r
+	c.stopRun = r.Go(context.Background(), fn, func() {
 		defer m.runs.Done()
-		defer cancel()
 		m.mu.Lock()
 		if c.runs == n {
 			c.run = nil
@@ -441,7 +440,6 @@ func (m *MemoryRegistry) Close() {
 		}
 		m.mu.Unlock()
 
-		m.cancel()
 		m.runs.Wait()
 		m.loop.Close() // the streams taken over from net/http
 	})

@@ -28,6 +28,12 @@ type Run struct {
 	waits   bool   // publish waits on a store
 	holds   atomic.Int32
 	ended   func()
+	cancel  context.CancelFunc // the context fn was called with
+	unhook  func() bool        // takes stop off the parent context
+
+	mu      sync.Mutex
+	stopped bool
+	onStop  []func() // the holds' stopped
 }
 
 // NewRun returns the handle of a run whose events go to publish. Send and
@@ -82,30 +88,78 @@ func (r *Run) Finish(name, data string) error {
 	return r.publish(name, data, true)
 }
 
-// Go calls fn with ctx and r on a goroutine of its own, and ended once the
-// run is over: when fn has returned and every hold on r is released. A
-// registry calls it once, with the run's context, which it cancels to stop
-// the run.
-func (r *Run) Go(ctx context.Context, fn RunFunc, ended func()) {
-	r.ended = ended
+// Go calls fn on a goroutine of its own, with a context of its own under
+// parent, and ended once the run is over: when fn has returned and every
+// hold on r is released. A registry calls it once, and stops the run with
+// the stop it returns, or by cancelling parent. A registry that stops each
+// of its runs itself passes an uncancellable parent (context.Background):
+// the run then costs parent nothing, where a cancellable one keeps a hook
+// per run.
+func (r *Run) Go(parent context.Context, fn RunFunc, ended func()) (stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	r.cancel, r.ended = cancel, ended
 	r.holds.Store(1) // fn's own
+	if parent.Done() != nil {
+		r.unhook = context.AfterFunc(parent, r.stop)
+	}
 	go func() {
 		fn(ctx, r)
 		r.release()
 	}()
+	return r.stop
+}
+
+// stop cancels the run's context and calls the stopped of each hold, on
+// goroutines of their own: stop may be called with a registry's lock held,
+// which ending the run takes.
+func (r *Run) stop() {
+	r.cancel()
+	r.mu.Lock()
+	hooks := r.onStop
+	r.stopped, r.onStop = true, nil
+	r.mu.Unlock()
+	for _, h := range hooks {
+		go h()
+	}
 }
 
 // Hold keeps the run going after its RunFunc returns, until release is
 // called: for work that goes on without a goroutine of its own. Call
-// release once, when the work has ended or soon after the run's context is
-// done; the run's Finish, if it came, has been sent by then.
-func (r *Run) Hold() (release func()) {
+// release once, when the work has ended or soon after the run is stopped;
+// the run's Finish, if it came, has been sent by then. stopped, unless
+// nil, is called once, on a goroutine of its own, if the run is stopped
+// (or has been) before it is over: where the work learns to end, with no
+// goroutine or context hook of its own waiting for it.
+func (r *Run) Hold(stopped func()) (release func()) {
 	r.holds.Add(1)
+	if stopped != nil {
+		r.mu.Lock()
+		now := r.stopped
+		if !now {
+			r.onStop = append(r.onStop, stopped)
+		}
+		r.mu.Unlock()
+		if now {
+			go stopped()
+		}
+	}
 	return sync.OnceFunc(r.release)
 }
 
 func (r *Run) release() {
-	if r.holds.Add(-1) == 0 && r.ended != nil {
+	if r.holds.Add(-1) != 0 {
+		return
+	}
+	r.mu.Lock()
+	r.onStop = nil // over: a late stop calls no one
+	r.mu.Unlock()
+	if r.unhook != nil {
+		r.unhook()
+	}
+	if r.cancel != nil {
+		r.cancel() // frees the context; the run is over
+	}
+	if r.ended != nil {
 		r.ended()
 	}
 }

@@ -79,7 +79,6 @@ type scheduled struct {
 	queued  bool
 	stopped bool // the run's context is done
 	release func()
-	unhook  func() bool
 }
 
 // Every returns the RunFunc of a run whose work is step: called at once,
@@ -88,9 +87,9 @@ type scheduled struct {
 // instance (Run.Last) takes its first step at once too: a step sees it in
 // n == 0 and r.Last.
 func (s *Schedule) Every(tick time.Duration, step StepFunc) RunFunc {
-	return func(ctx context.Context, r *Run) {
-		e := &scheduled{step: step, r: r, tick: tick, release: r.Hold()}
-		e.unhook = context.AfterFunc(ctx, func() { s.stop(e) })
+	return func(_ context.Context, r *Run) {
+		e := &scheduled{step: step, r: r, tick: tick}
+		e.release = r.Hold(func() { s.stop(e) })
 		// The first step on the goroutine the registry started the run on.
 		s.call(e, s.now())
 	}
@@ -108,7 +107,6 @@ func (s *Schedule) call(e *scheduled, at int64) {
 	e.n++
 	if !more || e.stopped || s.closed {
 		s.mu.Unlock()
-		e.unhook()
 		e.release()
 		return
 	}

@@ -51,6 +51,7 @@ func TestRegistry(t *testing.T, newRegistry NewRegistry) {
 		{"AttachRunReplaces", testAttachRunReplaces},
 		{"HeldRunGoesOn", testHeldRunGoesOn},
 		{"CloseWaitsForHeldRuns", testCloseWaitsForHeldRuns},
+		{"RemoveStopsHeldRun", testRemoveStopsHeldRun},
 		{"ScheduledRun", testScheduledRun},
 		{"NoLeaks", testNoLeaks},
 	}

@@ -18,6 +18,7 @@ type held struct {
 	ctx     context.Context
 	r       *sse.Run
 	release func()
+	stopped chan struct{} // closed by the hold's stopped
 }
 
 // startHeld starts a run of client id whose RunFunc holds it and returns,
@@ -28,7 +29,8 @@ func startHeld(t *testing.T, reg sse.Registry, id string) held {
 	returned := make(chan struct{})
 	start(t, reg, id, func(ctx context.Context, r *sse.Run) {
 		defer close(returned)
-		runs <- held{ctx, r, r.Hold()}
+		stopped := make(chan struct{})
+		runs <- held{ctx, r, r.Hold(func() { close(stopped) }), stopped}
 	})
 	select {
 	case <-returned:
@@ -64,8 +66,8 @@ func testHeldRunGoesOn(t *testing.T, newRegistry maker) {
 	wantUpdates(t, st.Rest(t), 1, true)
 }
 
-// testCloseWaitsForHeldRuns: Close stops a held run through its context
-// and returns only once it is released.
+// testCloseWaitsForHeldRuns: Close stops a held run, through its context
+// and its hold's stopped, and returns only once it is released.
 func testCloseWaitsForHeldRuns(t *testing.T, newRegistry maker) {
 	reg, srv := serve(t, newRegistry, Config())
 	srv.Open(t, "a", "")
@@ -78,7 +80,12 @@ func testCloseWaitsForHeldRuns(t *testing.T, newRegistry maker) {
 	select {
 	case <-h.ctx.Done():
 	case <-time.After(timeout):
-		t.Fatal("Close did not stop the held run")
+		t.Fatal("Close did not cancel the held run's context")
+	}
+	select {
+	case <-h.stopped:
+	case <-time.After(timeout):
+		t.Fatal("Close did not call the hold's stopped")
 	}
 	select {
 	case <-closed:
@@ -91,6 +98,30 @@ func testCloseWaitsForHeldRuns(t *testing.T, newRegistry maker) {
 	case <-time.After(timeout):
 		t.Fatal("Close did not return once the run was released")
 	}
+}
+
+// testRemoveStopsHeldRun: a remove stops a held run, through its context
+// and its hold's stopped; once released, the run is over.
+func testRemoveStopsHeldRun(t *testing.T, newRegistry maker) {
+	reg, srv := serve(t, newRegistry, Config())
+	st := srv.Open(t, "a", "")
+	h := startHeld(t, reg, "a")
+	if err := reg.Remove(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	st.Rest(t)
+	for what, done := range map[string]<-chan struct{}{"cancel its context": h.ctx.Done(), "call stopped": h.stopped} {
+		select {
+		case <-done:
+		case <-time.After(timeout):
+			t.Fatalf("the remove did not %s", what)
+		}
+	}
+	h.release()
+	// A client of the same id starts afresh, and runs.
+	st = srv.Open(t, "a", "")
+	start(t, reg, "a", Updates(1))
+	wantUpdates(t, st.Rest(t), 1, true)
 }
 
 // testScheduledRun: a Schedule's run shows every step to its end, and a
