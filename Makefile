@@ -70,7 +70,7 @@ soak: build
 
 # microbench: Go benchmarks of the hot paths, with allocations
 microbench:
-	$(GO) test -run '^$$' -bench . -benchmem ./sse
+	$(GO) test -run '^$$' -bench . -benchmem ./sse ./handlers
 
 # cover: tests with coverage, summary per function
 cover:

@@ -64,7 +64,7 @@ func newServer(t *testing.T, cfg sse.Config, tick time.Duration, allowOrigins ..
 // progressJob is the demo's job, its runs on a schedule as in main. Call it
 // before the registry's Close is registered as a cleanup: the schedule
 // closes after the registry.
-func progressJob(t *testing.T, tick time.Duration) func(id string) sse.RunFunc {
+func progressJob(t testing.TB, tick time.Duration) func(id string) sse.RunFunc {
 	s := sse.NewSchedule()
 	t.Cleanup(s.Close)
 	return job.Progress{Tick: tick, Step: 5, Schedule: s}.Run
@@ -541,6 +541,7 @@ func TestBadInput(t *testing.T) {
 		{"progress with JSON array", "POST", "/event/progress", `["known"]`, nil, 400},
 		{"progress with JSON null", "POST", "/event/progress", `null`, nil, 400},
 		{"progress without id", "POST", "/event/progress", `{}`, nil, 400},
+		{"progress with ID for id", "POST", "/event/progress", `{"ID":"known"}`, nil, 400},
 		{"progress with null id", "POST", "/event/progress", `{"id":null}`, nil, 400},
 		{"progress with object id", "POST", "/event/progress", `{"id":{}}`, nil, 400},
 		{"progress with array id", "POST", "/event/progress", `{"id":[1]}`, nil, 400},
@@ -589,6 +590,22 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	assert.Equal(t, 1, s.reg.Stats().Clients, "no bad request registered a client")
+}
+
+// TestChunkedBody: a body of unknown length (chunked) is read through a
+// reader that caps it, where one of known length is read whole.
+func TestChunkedBody(t *testing.T) {
+	s := newServer(t, ssetest.Config(), time.Hour)
+	s.open(t, "known", "", nil)
+	chunked := func(body string) io.Reader { return io.MultiReader(strings.NewReader(body)) } // no length: chunked
+
+	resp := s.do(t, http.MethodPost, "/event/progress", chunked(`{"pad":"`+strings.Repeat("x", 64<<10)+`","id":"known"}`), jsonHeader())
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.NotEmpty(t, decode(t, resp)["error"])
+
+	resp = s.do(t, http.MethodPost, "/event/progress", chunked(`{"id":"known"}`), jsonHeader())
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.Equal(t, "known", decode(t, resp)["id"])
 }
 
 func TestPanicIsRecovered(t *testing.T) {
