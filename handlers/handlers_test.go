@@ -44,7 +44,7 @@ type server struct {
 	r   *gin.Engine
 }
 
-func newServer(t *testing.T, cfg sse.Config, tick time.Duration, allowOrigins ...string) *server {
+func newServer(t testing.TB, cfg sse.Config, tick time.Duration, allowOrigins ...string) *server {
 	t.Helper()
 	reg := sse.NewMemoryRegistry(cfg)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))

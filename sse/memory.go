@@ -56,7 +56,7 @@ type client struct {
 
 	run     *Run    // the current run, until its goroutine returns
 	runs    uint64  // counts runs: the number of run
-	stopRun func()  // stops run, and its predecessor
+	stopRun func()  // stops the last run started; nothing once it is over
 	stream  *Stream // the attached stream, or nil
 	// gen counts attaches and detaches, so that a grace timer that fires
 	// late can tell whether it still belongs to the current detach.

@@ -96,10 +96,17 @@ func (r *Run) Finish(name, data string) error {
 // the run then costs parent nothing, where a cancellable one keeps a hook
 // per run.
 func (r *Run) Go(parent context.Context, fn RunFunc, ended func()) (stop func()) {
-	ctx, cancel := context.WithCancel(parent)
+	hooked := parent.Done() != nil
+	base := parent
+	if hooked {
+		// parent's cancel comes through stop: one hook on it, not a
+		// second for the run's context.
+		base = context.WithoutCancel(parent)
+	}
+	ctx, cancel := context.WithCancel(base)
 	r.cancel, r.ended = cancel, ended
 	r.holds.Store(1) // fn's own
-	if parent.Done() != nil {
+	if hooked {
 		r.unhook = context.AfterFunc(parent, r.stop)
 	}
 	go func() {

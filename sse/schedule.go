@@ -77,7 +77,7 @@ type scheduled struct {
 	at      int64 // when the next step is due
 	n       int   // the next step's number
 	queued  bool
-	stopped bool // the run's context is done
+	stopped bool // the run was stopped
 	release func()
 }
 
@@ -150,7 +150,7 @@ func (s *Schedule) queue(tick time.Duration) *queue {
 	return q
 }
 
-// stop ends e's run, whose context is done. A run waiting for its next
+// stop ends e's run, which was stopped (its hold's stopped). A run waiting for its next
 // step ends at once, and is skipped when that step comes due; a step that
 // is running ends the run once it comes back.
 func (s *Schedule) stop(e *scheduled) {
