@@ -1,10 +1,6 @@
 package sseredis
 
-import (
-	"context"
-
-	"github.com/redis/go-redis/v9"
-)
+import "context"
 
 // maxBatch is the most events sent to Redis in one pipeline.
 const maxBatch = 512
@@ -86,34 +82,11 @@ func (r *Registry) appendLoop() {
 // appendAll runs the append script for each of batch in one pipeline, and
 // answers each.
 func (r *Registry) appendAll(batch []*appendReq) {
-	cmds := make([]*redis.Cmd, len(batch))
-	send := func(which []int) {
-		_, _ = r.rdb.Pipelined(r.ctx, func(p redis.Pipeliner) error {
-			for _, i := range which {
-				req := batch[i]
-				cmds[i] = r.scripts.append.EvalSha(r.ctx, p,
-					[]string{hashKey(req.id), logKey(req.id), runKey(req.id)},
-					req.token, req.name, req.data, flag(req.final), flag(req.fresh), channel(req.id))
-			}
-			return nil
-		}) // each command has its own error
-	}
-	all := make([]int, len(batch))
-	for i := range all {
-		all[i] = i
-	}
-	send(all)
-	// A Redis that restarted has forgotten the script: load it, and send
-	// again what it refused.
-	var again []int
-	for i, cmd := range cmds {
-		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			again = append(again, i)
-		}
-	}
-	if len(again) > 0 && r.scripts.append.Load(r.ctx, r.rdb).Err() == nil {
-		send(again)
-	}
+	cmds := evalEach(r.ctx, r.rdb, r.scripts.append, len(batch), func(i int) ([]string, []any) {
+		req := batch[i]
+		return []string{hashKey(req.id), logKey(req.id), runKey(req.id)},
+			[]any{req.token, req.name, req.data, flag(req.final), flag(req.fresh), channel(req.id)}
+	})
 	for i, req := range batch {
 		req.seq, req.err = cmds[i].Int64()
 		close(req.done)

@@ -142,3 +142,27 @@ func TestRedisStopsAnswering(t *testing.T) {
 	assert.Len(t, counts(t, next), 21, "the new run, whole")
 	assert.Equal(t, strconv.Itoa(len(events)+1), next[0].ID, "ids go on")
 }
+
+// TestScriptsFlushed: Redis forgets its scripts mid-run (SCRIPT FLUSH; a
+// restart that keeps the data does the same). The appends and the claim's
+// renewals, sent with EVALSHA, load them again: the run keeps its claim
+// across several leases, no instance takes it over, and the stream gets
+// every count once.
+func TestScriptsFlushed(t *testing.T) {
+	const updates, tick, lease = 30, 20 * time.Millisecond, 150 * time.Millisecond
+	c := movable(t, redistest.Start(t), 2, lease, updates, tick)
+	owner, holder := c[0], c[1]
+	ctx := t.Context()
+	st := holder.srv.Open(t, "a", "")
+	require.NoError(t, owner.Start(ctx, "a", counting(updates, tick)))
+	events := []ssetest.Event{st.Next(t), st.Next(t), st.Next(t)}
+	token, err := owner.rdb.Get(ctx, runKey("a")).Result()
+	require.NoError(t, err)
+
+	require.NoError(t, owner.rdb.ScriptFlush(ctx).Err())
+	time.Sleep(2 * lease) // six renewal rounds: the claim outlives its lease only if they load the script
+	assert.Equal(t, token, owner.rdb.Get(ctx, runKey("a")).Val(), "the claim is the owner's still")
+	rest, _ := readAll(t, st)
+	wantEveryCount(t, append(events, rest...), updates)
+	assert.Zero(t, logsOf(c, "claim was lost")+logsOf(c, "taken over"), "the run never left its owner")
+}

@@ -208,40 +208,44 @@ func (r *Registry) renew(every time.Duration) {
 			ids = append(ids, id)
 		}
 	}
-	runs := make(map[string]*ownedRun, len(r.runs))
+	type owned struct {
+		id  string
+		run *ownedRun
+	}
+	runs := make([]owned, 0, len(r.runs))
 	for id, run := range r.runs {
-		runs[id] = run
+		runs = append(runs, owned{id, run})
 	}
 	r.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(r.ctx, every)
 	defer cancel()
-	renewed := make(map[string]*redis.Cmd, len(runs))
+	claims := evalEach(ctx, r.rdb, r.scripts.renew, len(runs), func(i int) ([]string, []any) {
+		return []string{runKey(runs[i].id)}, []any{runs[i].run.token, r.lease.Milliseconds()}
+	})
+	for i, cmd := range claims {
+		// One that failed (no answer, a broken link) is retried next round.
+		if n, err := cmd.Int(); err == nil && n == 0 && !runs[i].run.finished.Load() {
+			runs[i].run.cancel()
+			r.logger.Info("run stopped: its claim was lost", "id", runs[i].id)
+		}
+	}
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, id := range ids {
 			p.PExpire(ctx, hashKey(id), r.hold())
 			p.PExpire(ctx, logKey(id), r.hold())
 		}
-		for id, run := range runs {
-			// Eval, not EvalSha: a pipeline cannot fall back on
-			// NOSCRIPT after a Redis restart.
-			renewed[id] = r.scripts.renew.Eval(ctx, p, []string{runKey(id)}, run.token, r.lease.Milliseconds())
-			if !run.finished.Load() {
-				r.indexRun(ctx, p, id, run.token)
+		for _, o := range runs {
+			if !o.run.finished.Load() {
+				r.indexRun(ctx, p, o.id, o.run.token)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return // listen sees a broken link; a failed renewal is retried
+		return // listen sees a broken link; the keys are renewed next round
 	}
 	if keys {
 		r.keysRenewed = began
-	}
-	for id, cmd := range renewed {
-		if n, _ := cmd.Int(); n == 0 && !runs[id].finished.Load() {
-			runs[id].cancel()
-			r.logger.Info("run stopped: its claim was lost", "id", id)
-		}
 	}
 }

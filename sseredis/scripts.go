@@ -1,6 +1,7 @@
 package sseredis
 
 import (
+	"context"
 	"embed"
 
 	"github.com/redis/go-redis/v9"
@@ -43,4 +44,38 @@ func luaFile(name string) string {
 		panic("sseredis: " + err.Error()) // a file named here is missing from lua/
 	}
 	return string(b)
+}
+
+// evalEach runs script s n times in one pipeline, call i with the keys and
+// arguments that args(i) gives, and returns each call's command. It sends
+// EVALSHA, so the script's text crosses the network only when Redis has
+// lost it (it restarted, or its scripts were flushed): Redis then refuses
+// the calls with NOSCRIPT, and once the script is loaded they go again.
+// Each command has its own answer or error.
+func evalEach(ctx context.Context, rdb *redis.Client, s *redis.Script, n int, args func(i int) (keys []string, argv []any)) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, n)
+	send := func(which []int) {
+		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range which {
+				keys, argv := args(i)
+				cmds[i] = s.EvalSha(ctx, p, keys, argv...)
+			}
+			return nil
+		}) // each command has its own error
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	send(all)
+	var again []int
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 && s.Load(ctx, rdb).Err() == nil {
+		send(again)
+	}
+	return cmds
 }
