@@ -24,6 +24,9 @@ func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, 
 		id: id, token: run.token, name: name, data: data, final: final,
 		fresh: !run.logged.Load(), done: make(chan struct{}),
 	}
+	if final {
+		run.ending.Store(true)
+	}
 	select {
 	case r.appends <- req:
 	case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,4 +249,32 @@ func TestLargeIDs(t *testing.T) {
 	for i, ev := range events {
 		assert.Equal(t, strconv.FormatUint(last+1+uint64(i), 10), ev.ID)
 	}
+}
+
+// TestRenewalAfterTheFinalEvent: a keep round that finds a run's claim gone
+// stops the run, unless its final event is on its way: that event lets go
+// of the claim, and the renewal may be answered before the run hears that
+// its final event is logged.
+func TestRenewalAfterTheFinalEvent(t *testing.T) {
+	redis := redistest.Start(t)
+	redis.Flush()
+	in := newInstance(t, redis, ssetest.Config(), time.Hour) // no keep round of its own meanwhile
+	var endingStopped, lostStopped atomic.Bool
+	ending := &ownedRun{token: "x-1", cancel: func() { endingStopped.Store(true) }}
+	ending.ending.Store(true)
+	lost := &ownedRun{token: "x-2", cancel: func() { lostStopped.Store(true) }}
+	in.mu.Lock()
+	in.runs["ending"], in.runs["lost"] = ending, lost // neither claim is in Redis
+	in.mu.Unlock()
+	defer func() {
+		in.mu.Lock()
+		delete(in.runs, "ending")
+		delete(in.runs, "lost")
+		in.mu.Unlock()
+	}()
+
+	in.renew(time.Second)
+	assert.False(t, endingStopped.Load(), "the final event let go of the claim: not a lost one")
+	assert.True(t, lostStopped.Load(), "a claim gone while the run goes on is lost")
+	assert.Equal(t, 1, strings.Count(in.log.String(), "claim was lost"))
 }

@@ -24,8 +24,14 @@ type ownedRun struct {
 	// then handed over rather than let go.
 	handover atomic.Bool
 	// finished is set once the final event is logged, which lets go of
-	// the claim: keep must not take that for a lost one.
+	// the claim.
 	finished atomic.Bool
+	// ending is set as the final event goes to Redis: from then on, a
+	// renewal that finds the claim gone may have been answered after the
+	// final event let go of it, before its answer reached finished, and
+	// keep must not take that for a lost claim. (A final event refused
+	// for a lost claim stops the run itself.)
+	ending atomic.Bool
 	// logged is set once the run has logged an event here, or was taken
 	// over: its log exists, with the client's expiry.
 	logged atomic.Bool
@@ -225,7 +231,7 @@ func (r *Registry) renew(every time.Duration) {
 	})
 	for i, cmd := range claims {
 		// One that failed (no answer, a broken link) is retried next round.
-		if n, err := cmd.Int(); err == nil && n == 0 && !runs[i].run.finished.Load() {
+		if n, err := cmd.Int(); err == nil && n == 0 && !runs[i].run.ending.Load() {
 			runs[i].run.cancel()
 			r.logger.Info("run stopped: its claim was lost", "id", runs[i].id)
 		}
