@@ -20,6 +20,8 @@
 #   RATE     runs started per second                      [1000]
 #   TICK     the servers' tick                            [1s]
 #   OUT      the JSON lines file of the results           [bin/bench.jsonl]
+#   LOGS     a directory to keep the servers' logs in, as
+#            N-NAME.log for the Nth measurement           [none: dropped]
 set -eu
 
 CLIENTS=${CLIENTS:-1000 10000}
@@ -28,6 +30,7 @@ RATE=${RATE:-1000}
 TICK=${TICK:-1s}
 OUT=${OUT:-bin/bench.jsonl}
 GO=${GO:-go}
+LOGS=${LOGS:-}
 
 mkdir -p bin
 $GO build -o bin/gin-sse-progress .
@@ -94,6 +97,7 @@ redis() {
 	exit 1
 }
 
+run=0
 for c in $CLIENTS; do
 	for server in $SERVERS; do
 		case $server in
@@ -112,6 +116,11 @@ for c in $CLIENTS; do
 		$load_cpu bin/loadgen -url "$urls" -c "$c" -rate "$RATE" -tick "$TICK" \
 			-pid "$(echo $pids | tr ' ' ',')" -label "$label" -out "$OUT" >/dev/null
 		stop
+		run=$((run + 1))
+		if [ -n "$LOGS" ]; then
+			mkdir -p "$LOGS"
+			for f in "$tmp"/*.log; do mv "$f" "$LOGS/$run-$(basename "$f")"; done
+		fi
 	done
 done
 
