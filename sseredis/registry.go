@@ -123,7 +123,8 @@ func clientOptions(u string) (*redis.Options, error) {
 }
 
 // New connects to the Redis at u (see CheckURL) and returns a registry kept
-// there. It fails if Redis does not answer. Close closes the connection.
+// there. It fails if Redis does not answer or cannot run its scripts. Close
+// closes the connection.
 func New(ctx context.Context, u string, cfg sse.Config, opts Options) (*Registry, error) {
 	copts, err := clientOptions(u)
 	if err != nil {
@@ -141,6 +142,12 @@ func New(ctx context.Context, u string, cfg sse.Config, opts Options) (*Registry
 		_ = rdb.Close()
 		return nil, err
 	}
+	scripts := loadScripts()
+	if err := scripts.load(ctx, rdb); err != nil {
+		_ = ps.Close()
+		_ = rdb.Close()
+		return nil, err
+	}
 	var self [8]byte
 	_, _ = rand.Read(self[:]) // never fails
 	rctx, cancel := context.WithCancel(context.Background())
@@ -149,7 +156,7 @@ func New(ctx context.Context, u string, cfg sse.Config, opts Options) (*Registry
 		loop:    sse.NewLoop(cfg),
 		lease:   opts.Lease,
 		rdb:     rdb,
-		scripts: loadScripts(),
+		scripts: scripts,
 		logger:  opts.Logger,
 		resume:  opts.Resume,
 		nudge:   make(chan struct{}, 1),

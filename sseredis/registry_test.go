@@ -278,3 +278,24 @@ func TestRenewalAfterTheFinalEvent(t *testing.T) {
 	assert.True(t, lostStopped.Load(), "a claim gone while the run goes on is lost")
 	assert.Equal(t, 1, strings.Count(in.log.String(), "claim was lost"))
 }
+
+// TestNewLoadsTheScripts: New puts every script in Redis's cache, so that
+// the first calls' EVALSHA are not refused with NOSCRIPT.
+func TestNewLoadsTheScripts(t *testing.T) {
+	redis := redistest.Start(t)
+	in := newInstance(t, redis, ssetest.Config(), 0)
+	ctx := t.Context()
+	require.NoError(t, in.rdb.ScriptFlush(ctx).Err())
+	other := newInstance(t, redis, ssetest.Config(), 0)
+
+	var hashes []string
+	for _, s := range other.scripts.all {
+		hashes = append(hashes, s.Hash())
+	}
+	require.Len(t, hashes, 11)
+	loaded, err := other.rdb.ScriptExists(ctx, hashes...).Result()
+	require.NoError(t, err)
+	for i, ok := range loaded {
+		assert.True(t, ok, "script %d is in Redis's cache", i)
+	}
+}

@@ -17,12 +17,19 @@ var lua embed.FS
 // says what its KEYS and ARGV are and what it returns.
 type scripts struct {
 	attach, attachRun, detach, start, takeover, append, renew, release, delivered, remove, drop *redis.Script
+
+	all []*redis.Script // every one of the above
 }
 
 func loadScripts() scripts {
 	lib := luaFile("lib")
-	script := func(name string) *redis.Script { return redis.NewScript(lib + luaFile(name)) }
-	return scripts{
+	var all []*redis.Script
+	script := func(name string) *redis.Script {
+		s := redis.NewScript(lib + luaFile(name))
+		all = append(all, s)
+		return s
+	}
+	s := scripts{
 		attach:    script("attach"),
 		attachRun: script("attach_run"),
 		detach:    script("detach"),
@@ -35,6 +42,22 @@ func loadScripts() scripts {
 		remove:    script("remove"),
 		drop:      script("drop"),
 	}
+	s.all = all
+	return s
+}
+
+// load puts every script in Redis's script cache, so that no first call is
+// refused with NOSCRIPT; it fails on a Redis that does not run scripts. A
+// Redis that restarts forgets them, and the calls load them again
+// (evalEach; Script.Run falls back on EVAL). One call each: Script.Load
+// takes the hash from its answer at once, which a pipeline has not got yet.
+func (s scripts) load(ctx context.Context, rdb *redis.Client) error {
+	for _, script := range s.all {
+		if err := script.Load(ctx, rdb).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // luaFile returns the text of lua/name.lua, which go:embed guarantees.
