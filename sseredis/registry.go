@@ -142,7 +142,7 @@ func New(ctx context.Context, u string, cfg sse.Config, opts Options) (*Registry
 		_ = rdb.Close()
 		return nil, err
 	}
-	scripts := loadScripts()
+	scripts := newScripts()
 	if err := scripts.load(ctx, rdb); err != nil {
 		_ = ps.Close()
 		_ = rdb.Close()

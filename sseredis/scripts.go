@@ -13,15 +13,17 @@ import (
 //go:embed lua/*.lua
 var lua embed.FS
 
-// scripts are the registry's Lua scripts, loaded once. Each script's file
-// says what its KEYS and ARGV are and what it returns.
+// scripts are the registry's Lua scripts, read once from lua/ and loaded
+// into Redis by New. Each script's file says what its KEYS and ARGV are and
+// what it returns.
 type scripts struct {
 	attach, attachRun, detach, start, takeover, append, renew, release, delivered, remove, drop *redis.Script
 
 	all []*redis.Script // every one of the above
 }
 
-func loadScripts() scripts {
+// newScripts reads the scripts; load puts them in Redis.
+func newScripts() scripts {
 	lib := luaFile("lib")
 	var all []*redis.Script
 	script := func(name string) *redis.Script {
