@@ -150,9 +150,9 @@ func (s *Schedule) queue(tick time.Duration) *queue {
 	return q
 }
 
-// stop ends e's run, which was stopped (its hold's stopped). A run waiting for its next
-// step ends at once, and is skipped when that step comes due; a step that
-// is running ends the run once it comes back.
+// stop ends e's run, which was stopped (its hold's stopped). A run
+// waiting for its next step ends at once, and is skipped when that step
+// comes due; a step that is running ends the run once it comes back.
 func (s *Schedule) stop(e *scheduled) {
 	s.mu.Lock()
 	e.stopped = true
