@@ -102,6 +102,10 @@ func (m *memSource) Next() (seq uint64, events []Entry, final bool) {
 	return seq, events, c.finished
 }
 
+// deliveredAtOnce marks memSource's Delivered as one that never waits: a
+// stream taken over writes the final event where it has it.
+func (*memSource) deliveredAtOnce() {}
+
 func (m *memSource) Delivered(seq uint64) {
 	m.reg.mu.Lock()
 	defer m.reg.mu.Unlock()
@@ -333,8 +337,9 @@ func (m *MemoryRegistry) start(c *client, fn RunFunc) {
 	}
 	c.runs++
 	n := c.runs
-	r := NewRun(func(name, data string, final bool) error {
-		m.publish(c, n, name, data, final)
+	var r *Run
+	r = NewRun(func(name, data string, final bool) error {
+		m.publish(r, c, n, name, data, final)
 		return nil
 	})
 	m.runs.Add(1)
@@ -355,9 +360,10 @@ func (m *MemoryRegistry) start(c *client, fn RunFunc) {
 // stopped or has sent its final event.
 //
 // A stream taken over from net/http is written here, on the run's
-// goroutine, once the lock is released: as a bare server's goroutine per
-// stream would, and with no hand-over to the loop's goroutine.
-func (m *MemoryRegistry) publish(c *client, n uint64, name, data string, final bool) {
+// goroutine, once the lock is released (or, in a step, once the step has
+// returned: Run.step): as a bare server's goroutine per stream would, and
+// with no hand-over to the loop's goroutine.
+func (m *MemoryRegistry) publish(r *Run, c *client, n uint64, name, data string, final bool) {
 	m.mu.Lock()
 	if c.run == nil || c.runs != n || c.finished {
 		m.mu.Unlock()
@@ -368,7 +374,7 @@ func (m *MemoryRegistry) publish(c *client, n uint64, name, data string, final b
 	c.finished = final
 	s := c.stream
 	m.mu.Unlock()
-	if s != nil {
+	if s != nil && !r.holdWake(s) {
 		s.Flush() // Next takes m.mu
 	}
 }

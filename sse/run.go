@@ -34,6 +34,13 @@ type Run struct {
 	mu      sync.Mutex
 	stopped bool
 	onStop  []func() // the holds' stopped
+	// stepping is set while one of the run's steps is called (step): a
+	// registry in memory then holds back the wake of the stream the
+	// step's events go to (holdWake), and step wakes it once the step
+	// returns, so that the events of one step leave in one write (the
+	// demo's last update and its close).
+	stepping bool
+	held     *Stream
 }
 
 // NewRun returns the handle of a run whose events go to publish. Send and
@@ -151,6 +158,35 @@ func (r *Run) Hold(stopped func()) (release func()) {
 		}
 	}
 	return sync.OnceFunc(r.release)
+}
+
+// step calls fn for the run's step n, and wakes the stream its events went
+// to once it returns; see stepping.
+func (r *Run) step(fn StepFunc, n int) (more bool) {
+	r.mu.Lock()
+	r.stepping = true
+	r.mu.Unlock()
+	more = fn(r, n)
+	r.mu.Lock()
+	s := r.held
+	r.stepping, r.held = false, nil
+	r.mu.Unlock()
+	if s != nil {
+		s.Flush()
+	}
+	return more
+}
+
+// holdWake reports whether a step of the run is being called, and if so
+// keeps s to be woken when it returns. A stream kept before, if another,
+// was replaced: it has ended, and needs no wake.
+func (r *Run) holdWake(s *Stream) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stepping {
+		r.held = s
+	}
+	return r.stepping
 }
 
 func (r *Run) release() {

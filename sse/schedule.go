@@ -20,7 +20,7 @@ func Every(tick time.Duration, step StepFunc) RunFunc {
 	return func(ctx context.Context, r *Run) {
 		ticker := time.NewTicker(tick)
 		defer ticker.Stop()
-		for n := 0; step(r, n); n++ {
+		for n := 0; r.step(step, n); n++ {
 			select {
 			case <-ctx.Done():
 				return
@@ -100,7 +100,7 @@ func (s *Schedule) now() int64 { return int64(time.Since(s.epoch)) }
 // call takes e's step, due at at, and puts e back on the schedule for the
 // next one, unless the run is over.
 func (s *Schedule) call(e *scheduled, at int64) {
-	more := e.step(e.r, e.n)
+	more := e.r.step(e.step, e.n)
 	end := s.now()
 
 	s.mu.Lock()

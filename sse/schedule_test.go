@@ -1,13 +1,20 @@
 package sse_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
+	"reflect"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
 )
 
 // goRun runs fn as a registry does and returns a channel closed once the
@@ -185,4 +192,76 @@ func TestScheduledStepsAllocateNothing(t *testing.T) {
 	if mallocs := after.Mallocs - before.Mallocs; float64(mallocs) > float64(called)/20 {
 		t.Errorf("%d allocations for %d steps", mallocs, called)
 	}
+}
+
+// TestStepSendsInOneWrite: the events one step sends leave together, in one
+// write (one chunk of the body), on both of Handoff's paths and both kinds
+// of run: the demo's last update and its close arrive as one.
+func TestStepSendsInOneWrite(t *testing.T) {
+	bothPaths(t, func(t *testing.T, serveMemory serving) {
+		for name, every := range everies(t) {
+			t.Run(name, func(t *testing.T) {
+				reg, srv := serveMemory(t, ssetest.Config())
+				var d net.Dialer
+				conn, err := d.DialContext(t.Context(), "tcp", srv.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = conn.Close() })
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := io.WriteString(conn, "GET /?id=a HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				br := bufio.NewReader(conn)
+				for line := ""; line != "\r\n"; {
+					line = readLine(t, br) // the response's head
+				}
+				readChunk(t, br) // the retry block
+
+				run := every(10*time.Millisecond, func(r *sse.Run, n int) bool {
+					if n == 0 {
+						_ = r.Send("update", "0")
+						_ = r.Send("update", "1")
+						return true
+					}
+					_ = r.Send("update", "2")
+					_ = r.Finish("close", "done")
+					return false
+				})
+				if err := reg.Start(t.Context(), "a", run); err != nil {
+					t.Fatal(err)
+				}
+				for i, want := range [][]ssetest.Event{
+					{{Type: "update", ID: "1", Data: "0"}, {Type: "update", ID: "2", Data: "1"}},
+					{{Type: "update", ID: "3", Data: "2"}, {Type: "close", ID: "4", Data: "done"}},
+				} {
+					got, _, err := ssetest.Parse(readChunk(t, br))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Errorf("step %d's write: %+v, want %+v", i, got, want)
+					}
+				}
+				if end := readChunk(t, br); len(end) != 0 {
+					t.Errorf("after the final event: %q, want the body's end", end)
+				}
+			})
+		}
+	})
+}
+
+// readChunk reads one chunk of a chunked body and returns its data; the
+// last chunk has none.
+func readChunk(t *testing.T, br *bufio.Reader) []byte {
+	t.Helper()
+	size, err := strconv.ParseInt(strings.TrimSpace(readLine(t, br)), 16, 64)
+	if err != nil {
+		t.Fatalf("a chunk's size: %v", err)
+	}
+	b := make([]byte, size+2) // and its CRLF
+	if _, err := io.ReadFull(br, b); err != nil {
+		t.Fatalf("a chunk of %d bytes: %v", size, err)
+	}
+	return b[:size]
 }

@@ -19,8 +19,9 @@ import (
 // connection, writes the chunked body itself, and hands the stream to its
 // Loop. Whoever writes it holds wmu: the Loop's worker, with writes that
 // never block; or, when a write cannot finish at once (the client reads
-// slowly), when a run's final event is due (its Source.Delivered may wait
-// on a store), and when the stream ends, a goroutine of the stream's own
+// slowly), when a run's final event is due and its Source.Delivered may
+// wait on a store (Redis's; the memory registry's does not), and when the
+// stream ends, a goroutine of the stream's own
 // that writes with the deadline of Config.WriteTimeout, and lets go once
 // it has caught up.
 
@@ -339,7 +340,7 @@ func (s *Stream) drain(buf []byte, blocking bool) ([]byte, drained) {
 			s.more, s.moreSeq, s.moreFinal, s.delivered = events, seq, final, false
 		}
 		if s.moreFinal && !s.delivered {
-			if !blocking {
+			if _, atOnce := s.src.(interface{ deliveredAtOnce() }); !blocking && !atOnce {
 				return buf, needsWriter // Delivered may wait on a store
 			}
 			// Before the write, as in writeLoop: see there.
