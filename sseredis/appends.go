@@ -32,10 +32,8 @@ func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, 
 	case <-ctx.Done():
 		return nil // stopped
 	}
-	select {
-	case <-req.done:
-	case <-ctx.Done():
-		return nil
+	if !req.wait(ctx) {
+		return nil // stopped before its answer
 	}
 	switch {
 	case req.err != nil && ctx.Err() != nil:
@@ -52,6 +50,24 @@ func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, 
 	}
 	run.logged.Store(true)
 	return nil
+}
+
+// wait waits for req's answer, and reports whether it came: false if ctx
+// was done first. An answer that came as ctx was done still counts, so that
+// a final event logged as its run was stopped is known to be (the run then
+// leaves the index; its claim went with the event).
+func (req *appendReq) wait(ctx context.Context) bool {
+	select {
+	case <-req.done:
+		return true
+	case <-ctx.Done():
+		select {
+		case <-req.done:
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 // appendLoop sends the events of the runs owned here to Redis: all those
