@@ -53,6 +53,7 @@ func TestRegistry(t *testing.T, newRegistry NewRegistry) {
 		{"CloseWaitsForHeldRuns", testCloseWaitsForHeldRuns},
 		{"RemoveStopsHeldRun", testRemoveStopsHeldRun},
 		{"ScheduledRun", testScheduledRun},
+		{"ScheduledRunCutMidRun", testScheduledRunCutMidRun},
 		{"NoLeaks", testNoLeaks},
 	}
 	// Each subtest runs on both of Handoff's paths: streams taken over

@@ -163,3 +163,33 @@ func testScheduledRun(t *testing.T, newRegistry maker) {
 		t.Errorf("%d steps after the remove", n-after)
 	}
 }
+
+// testScheduledRunCutMidRun: a Schedule's run whose steps send two events
+// each (which leave in one write) shows every event once, in order, to its
+// close, through a stream cut and resumed five times mid-run.
+func testScheduledRunCutMidRun(t *testing.T, newRegistry maker) {
+	sched := sse.NewSchedule()
+	t.Cleanup(sched.Close) // after the registry's Close: cleanups run last first
+	reg, srv := serve(t, newRegistry, Config())
+
+	const steps = 40
+	st := srv.Open(t, "a", "")
+	start(t, reg, "a", sched.Every(2*time.Millisecond, func(r *sse.Run, n int) bool {
+		_ = r.Send("update", strconv.Itoa(2*n))
+		if n < steps-1 {
+			_ = r.Send("update", strconv.Itoa(2*n+1))
+			return true
+		}
+		_ = r.Finish("close", "done")
+		return false
+	}))
+	var events []Event
+	for range 5 {
+		events = append(events, st.Next(t), st.Next(t), st.Next(t))
+		st.Drop()
+		st = srv.Open(t, "a", st.LastEventID())
+	}
+	events = append(events, st.Rest(t)...)
+	wantUpdates(t, events, 2*steps-1, true)
+	wantIDs(t, events, 1)
+}
