@@ -36,8 +36,8 @@ func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, 
 		return nil // stopped before its answer
 	}
 	switch {
-	case req.err != nil && ctx.Err() != nil:
-		return nil // stopped while it published
+	case ctx.Err() != nil && (req.err != nil || req.seq < 0):
+		return nil // stopped while it published: nothing to tell
 	case req.err != nil:
 		run.cancel()
 		r.logger.Warn("run stopped: Redis failed", "id", id, "err", req.err)
