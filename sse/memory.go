@@ -102,8 +102,8 @@ func (m *memSource) Next() (seq uint64, events []Entry, final bool) {
 	return seq, events, c.finished
 }
 
-// deliveredAtOnce marks memSource's Delivered as one that never waits: a
-// stream taken over writes the final event where it has it.
+// deliveredAtOnce makes memSource a deliversAtOnce: its Delivered takes
+// the registry's lock and returns.
 func (*memSource) deliveredAtOnce() {}
 
 func (m *memSource) Delivered(seq uint64) {

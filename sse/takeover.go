@@ -20,10 +20,15 @@ import (
 // Loop. Whoever writes it holds wmu: the Loop's worker, with writes that
 // never block; or, when a write cannot finish at once (the client reads
 // slowly), when a run's final event is due and its Source.Delivered may
-// wait on a store (Redis's; the memory registry's does not), and when the
-// stream ends, a goroutine of the stream's own
-// that writes with the deadline of Config.WriteTimeout, and lets go once
-// it has caught up.
+// wait on a store (Redis's; the memory registry's does not: see
+// deliversAtOnce), and when the stream ends, a goroutine of the stream's
+// own that writes with the deadline of Config.WriteTimeout, and lets go
+// once it has caught up.
+
+// deliversAtOnce is a Source whose Delivered never waits (the memory
+// registry's): a stream taken over writes the final event on whichever
+// goroutine has it, with no goroutine of its own.
+type deliversAtOnce interface{ deliveredAtOnce() }
 
 // takeover is the state of a stream taken over. Handoff sets loop's
 // connection fields before taken; the writer that holds wmu owns the rest.
@@ -340,7 +345,7 @@ func (s *Stream) drain(buf []byte, blocking bool) ([]byte, drained) {
 			s.more, s.moreSeq, s.moreFinal, s.delivered = events, seq, final, false
 		}
 		if s.moreFinal && !s.delivered {
-			if _, atOnce := s.src.(interface{ deliveredAtOnce() }); !blocking && !atOnce {
+			if _, atOnce := s.src.(deliversAtOnce); !blocking && !atOnce {
 				return buf, needsWriter // Delivered may wait on a store
 			}
 			// Before the write, as in writeLoop: see there.
