@@ -26,9 +26,10 @@ type tally struct {
 	updates      int                 // received, once each
 	duplicates   int
 	outOfOrder   int
-	gaps         map[string]int // by reason
-	silentLosses int            // counts missing with no gap before them
-	longestStall time.Duration  // between two events of a run
+	gaps         map[string]int    // by reason
+	silentLosses int               // counts missing with no gap before them
+	lossWhat     map[string]string // the clients that lost one: what went missing
+	longestStall time.Duration     // between two events of a run
 	reconnects   int
 	replays      int // events of a finished run shown again to a fresh stream
 	runsLost     int // runs that ended with a final gap
@@ -114,6 +115,7 @@ func (c *client) run(ctx context.Context) {
 
 	want := 0         // the next count
 	gapSince := false // a gap came since the last update
+	prevID := ""      // the id of the event before this one
 	seen := map[int]bool{}
 	last := time.Now()
 	for {
@@ -178,6 +180,7 @@ func (c *client) run(ctx context.Context) {
 			default:
 				if d.Count > want && !gapSince {
 					c.t.silentLosses += (d.Count - want) / c.step
+					c.lostSome(fmt.Sprintf("update %d came after event %s, which %d should have followed", d.Count, prevID, want))
 				}
 				seen[d.Count] = true
 				c.t.updates++
@@ -187,6 +190,7 @@ func (c *client) run(ctx context.Context) {
 		case "close":
 			if want <= 100 && !gapSince {
 				c.t.silentLosses += (100-want)/c.step + 1
+				c.lostSome(fmt.Sprintf("close came after event %s, which update %d should have followed", prevID, want))
 			}
 			c.t.runsDone++
 			c.t.mu.Unlock()
@@ -195,7 +199,15 @@ func (c *client) run(ctx context.Context) {
 			return
 		}
 		c.t.mu.Unlock()
+		prevID = ev.ID
 	}
+}
+
+// lostSome records what a silent loss was, and the client's trail, for the
+// report; c.t.mu is held.
+func (c *client) lostSome(what string) {
+	c.t.lossWhat[c.id] = what
+	c.t.trails[c.id] = c.trail
 }
 
 // open opens the client's stream through the next proxy, resuming after

@@ -115,7 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	transport := &http.Transport{MaxIdleConnsPerHost: 2 * o.clients, DisableCompression: true}
 	defer transport.CloseIdleConnections()
 	hc := &http.Client{Transport: transport}
-	t := &tally{gaps: map[string]int{}, stuckWhy: map[string]int{}, trails: map[string][]string{}}
+	t := &tally{gaps: map[string]int{}, stuckWhy: map[string]int{}, trails: map[string][]string{}, lossWhat: map[string]string{}}
 	faultCtx, endFaults := context.WithTimeout(ctx, o.duration)
 	defer endFaults()
 	drainCtx, endDrain := context.WithTimeout(ctx, o.duration+stuckAfter+15*time.Second)
@@ -184,6 +184,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		status.Printf("stuck %s: hash %s; claim %s (ttl %s ms); index %s", id,
 			redis.do(ctx, "HGETALL", "sse:{"+id+"}"), redis.do(ctx, "GET", "sse:{"+id+"}:run"),
 			redis.do(ctx, "PTTL", "sse:{"+id+"}:run"), redis.do(ctx, "ZSCAN", "sse:runs", "0", "MATCH", "* "+id, "COUNT", "100000"))
+		for _, line := range t.trails[id] {
+			status.Print("   ", line)
+		}
+	}
+	for id, what := range t.lossWhat { // a silent loss: what went missing, and where the client's requests went
+		status.Printf("silent loss %s: %s", id, what)
 		for _, line := range t.trails[id] {
 			status.Print("   ", line)
 		}
