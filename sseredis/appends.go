@@ -24,6 +24,14 @@ func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, 
 		id: id, token: run.token, name: name, data: data, final: final,
 		fresh: !run.logged.Load(), done: make(chan struct{}),
 	}
+	if ctx.Err() != nil {
+		// Stopped: a step that comes after the stop logs nothing. (The
+		// select below picks either case when both are ready.) A run
+		// whose append failed is stopped by it, and must not log the
+		// events after the one it lost: its next owner would go on
+		// after those, with no gap for the one missing.
+		return nil
+	}
 	if final {
 		run.ending.Store(true)
 	}

@@ -3,6 +3,14 @@ package sseredis
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gin-sse-progress/sse"
+	"gin-sse-progress/sse/ssetest"
+	"gin-sse-progress/sseredis/redistest"
 )
 
 // TestWaitCountsAnAnswerThatCameAsTheRunStopped: an append answered by the
@@ -21,4 +29,35 @@ func TestWaitCountsAnAnswerThatCameAsTheRunStopped(t *testing.T) {
 	if (&appendReq{done: make(chan struct{})}).wait(stopped) {
 		t.Fatal("an append with no answer, its run stopped: wait says answered")
 	}
+}
+
+// TestNothingLoggedOnceTheRunStopped: a run goes on for a while after it is
+// stopped (its steps hear of it on their own time), and what it sends then
+// is not logged: a run stopped because an append failed would otherwise log
+// the events after the one that failed, and the run's next owner go on
+// after those, the failed one lost without a gap. (Sent and stopped at
+// once, the send went through half the time: a select picks either.)
+func TestNothingLoggedOnceTheRunStopped(t *testing.T) {
+	redis := redistest.Start(t)
+	redis.Flush()
+	in := newInstance(t, redis, ssetest.Config(), time.Hour)
+	st := in.srv.Open(t, "a", "")
+	sent := make(chan struct{})
+	require.NoError(t, in.Start(t.Context(), "a", func(ctx context.Context, r *sse.Run) {
+		defer close(sent)
+		_ = r.Send("update", "before")
+		<-ctx.Done()
+		for range 100 {
+			_ = r.Send("update", "after")
+		}
+	}))
+	assert.Equal(t, "before", st.Next(t).Data)
+	in.mu.Lock()
+	run := in.runs["a"]
+	in.mu.Unlock()
+	run.cancel() // as publish does when an append fails
+	<-sent
+	n, err := in.rdb.XLen(t.Context(), logKey("a")).Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n, "events logged")
 }
