@@ -18,19 +18,18 @@ type appendReq struct {
 }
 
 // publish logs an event of run of client id, and waits until it is logged.
-// A run that has lost its claim, or whose client is gone, is stopped.
+// A run that has lost its claim, or whose client is gone, is stopped; so is
+// one whose append failed. A run stopped logs nothing more, though its
+// steps go on until they hear of it: its next owner goes on after its last
+// logged event, and an event logged after a failed one would leave that
+// one missing with no gap to say so.
 func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, data string, final bool) error {
+	if ctx.Err() != nil {
+		return nil // stopped (the select below would pick either case)
+	}
 	req := &appendReq{
 		id: id, token: run.token, name: name, data: data, final: final,
 		fresh: !run.logged.Load(), done: make(chan struct{}),
-	}
-	if ctx.Err() != nil {
-		// Stopped: a step that comes after the stop logs nothing. (The
-		// select below picks either case when both are ready.) A run
-		// whose append failed is stopped by it, and must not log the
-		// events after the one it lost: its next owner would go on
-		// after those, with no gap for the one missing.
-		return nil
 	}
 	if final {
 		run.ending.Store(true)
