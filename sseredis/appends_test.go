@@ -31,12 +31,13 @@ func TestWaitCountsAnAnswerThatCameAsTheRunStopped(t *testing.T) {
 	}
 }
 
-// TestNothingLoggedOnceTheRunStopped: a run goes on for a while after it is
-// stopped (its steps hear of it on their own time), and what it sends then
-// is not logged: a run stopped because an append failed would otherwise log
-// the events after the one that failed, and the run's next owner go on
-// after those, the failed one lost without a gap. (Sent and stopped at
-// once, the send went through half the time: a select picks either.)
+// TestNothingLoggedOnceTheRunStopped: what a run sends after it was
+// stopped is not logged, though its claim is still held (an instance
+// shutting down hands its runs over only once they end). Otherwise a step
+// under way as the run stops, the demo's last with its update and its
+// close, could drop the update and log the close: the client's run ends
+// with the update missing and no gap to say so. (A select on the send and
+// the stop picks either when both are ready: half the sends went through.)
 func TestNothingLoggedOnceTheRunStopped(t *testing.T) {
 	redis := redistest.Start(t)
 	redis.Flush()
