@@ -113,10 +113,10 @@ func (c *client) run(ctx context.Context) {
 	}
 	c.t.mu.Unlock()
 
-	want := 0         // the next count
-	gapSince := false // a gap came since the last update
-	prevID := ""      // the id of the event before this one
-	seen := map[int]bool{}
+	want := 0                // the next count
+	gapSince := false        // a gap came since the last update
+	prevID := ""             // the id of the event before this one
+	seen := map[int]string{} // the id of each count's event
 	last := time.Now()
 	for {
 		ev, err := st.next(stuckAfter)
@@ -172,9 +172,11 @@ func (c *client) run(ctx context.Context) {
 		case "update":
 			var d struct{ Count int }
 			_ = json.Unmarshal([]byte(ev.Data), &d)
+			first, again := seen[d.Count]
 			switch {
-			case seen[d.Count]:
+			case again:
 				c.t.duplicates++
+				c.lostSome(fmt.Sprintf("update %d came again as event %s, first as event %s", d.Count, ev.ID, first))
 			case d.Count < want:
 				c.t.outOfOrder++
 			default:
@@ -182,7 +184,7 @@ func (c *client) run(ctx context.Context) {
 					c.t.silentLosses += (d.Count - want) / c.step
 					c.lostSome(fmt.Sprintf("update %d came after event %s, which %d should have followed", d.Count, prevID, want))
 				}
-				seen[d.Count] = true
+				seen[d.Count] = ev.ID
 				c.t.updates++
 				want = d.Count + c.step
 				gapSince = false
@@ -203,8 +205,8 @@ func (c *client) run(ctx context.Context) {
 	}
 }
 
-// lostSome records what a silent loss was, and the client's trail, for the
-// report; c.t.mu is held.
+// lostSome records what a silent loss or a duplicate was, and the client's
+// trail, for the report; c.t.mu is held.
 func (c *client) lostSome(what string) {
 	c.t.lossWhat[c.id] = what
 	c.t.trails[c.id] = c.trail

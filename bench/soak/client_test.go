@@ -99,6 +99,7 @@ func TestTallyFindsWhatIsWrong(t *testing.T) {
 	t.Run("a count again after a cut", func(t *testing.T) {
 		tl := tallyOf(t, 0, counts(1, 0, 25), counts(6, 25, 100)+closing(22))
 		assert.Equal(t, 1, tl.duplicates)
+		assert.Equal(t, "update 25 came again as event 6, first as event 6", tl.lossWhat["soak-0"])
 		assert.Equal(t, 1, tl.reconnects)
 		assert.Zero(t, tl.silentLosses)
 	})

@@ -190,8 +190,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			status.Print("   ", line)
 		}
 	}
-	for id, what := range t.lossWhat { // a silent loss: what went missing, and where the client's requests went
-		status.Printf("silent loss %s: %s", id, what)
+	for id, what := range t.lossWhat { // a silent loss or a duplicate, and where the client's requests went
+		status.Printf("%s: %s", id, what)
 		for _, line := range t.trails[id] {
 			status.Print("   ", line)
 		}
