@@ -47,7 +47,9 @@ func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, 
 	case ctx.Err() != nil && (req.err != nil || req.seq < 0):
 		return nil // stopped while it published: nothing to tell
 	case req.err != nil:
-		run.cancel()
+		// Redis may have logged the event or not: the run goes on
+		// from what its log holds once Redis answers.
+		run.handOff()
 		r.logger.Warn("run stopped: Redis failed", "id", id, "err", req.err)
 		return unavailable(req.err)
 	case req.seq < 0:

@@ -159,7 +159,7 @@ func (r *Registry) lose(ps *redis.PubSub, err error) {
 }
 
 // stopLocal ends every stream held here with end, and stops every run owned
-// here. The caller holds r.mu.
+// here, to be handed over. The caller holds r.mu.
 func (r *Registry) stopLocal(end func(*sse.Stream)) {
 	for _, sources := range r.sources {
 		for s := range sources {
@@ -167,7 +167,7 @@ func (r *Registry) stopLocal(end func(*sse.Stream)) {
 		}
 	}
 	for _, run := range r.runs {
-		run.cancel()
+		run.handOff()
 	}
 }
 

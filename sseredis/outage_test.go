@@ -166,3 +166,45 @@ func TestScriptsFlushed(t *testing.T) {
 	wantEveryCount(t, append(events, rest...), updates)
 	assert.Zero(t, logsOf(c, "claim was lost")+logsOf(c, "taken over"), "the run never left its owner")
 }
+
+// TestFailedAppendHandsTheRunOver: an append that fails (Redis paused past
+// the client's read timeout) stops its run, and the run's claim is handed
+// over once Redis answers: another instance, or this one, goes on from the
+// run's last logged event, and the stream gets every count once. Let go
+// instead, the run had no owner, nor an entry in the index for one to find
+// it, and its client waited for ever.
+func TestFailedAppendHandsTheRunOver(t *testing.T) {
+	const updates, tick = 60, 5 * time.Millisecond
+	redis := redistest.Start(t)
+	redis.Flush()
+	c := make([]*instance, 2)
+	for i := range c {
+		// The read timeout is short, so that a pause of Redis fails
+		// the appends it holds, and ends before the stopped run lets go.
+		c[i] = newInstanceAt(t, redis.URL()+"?read_timeout=200ms", ssetest.Config(), Options{
+			Lease:  3 * time.Second,
+			Resume: func(string) sse.RunFunc { return counting(updates, tick) },
+		})
+	}
+	owner, holder := c[0], c[1]
+	st := holder.srv.Open(t, "a", "")
+	require.NoError(t, owner.Start(t.Context(), "a", counting(updates, tick)))
+	events := []ssetest.Event{st.Next(t), st.Next(t), st.Next(t)}
+
+	redis.Pause()
+	time.Sleep(300 * time.Millisecond)
+	redis.Resume()
+	got := make(chan []ssetest.Event, 1)
+	go func() {
+		rest, _ := readAll(t, st)
+		got <- rest
+	}()
+	select {
+	case rest := <-got:
+		wantEveryCount(t, append(events, rest...), updates)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no event for 10 s after the pause: the run has no owner\n%s", owner.log.String())
+	}
+	assert.Equal(t, 1, logsOf(c, "run stopped: Redis failed"))
+	assert.Equal(t, 1, logsOf(c, "run taken over"))
+}

@@ -271,9 +271,6 @@ func (r *Registry) Close() {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
 		r.closed = true
-		for _, run := range r.runs {
-			run.handover.Store(true) // another instance goes on with it
-		}
 		r.stopLocal(func(s *sse.Stream) { s.End(sse.EndShutdown) })
 		r.mu.Unlock()
 		r.loop.Close() // the streams' ends, and their detaches, with Redis still there

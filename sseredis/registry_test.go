@@ -39,9 +39,15 @@ func newInstance(t *testing.T, redis *redistest.Server, cfg sse.Config, lease ti
 // newInstanceWith is newInstance with opts, whose Logger it sets.
 func newInstanceWith(t *testing.T, redis *redistest.Server, cfg sse.Config, opts Options) *instance {
 	t.Helper()
+	return newInstanceAt(t, redis.URL(), cfg, opts)
+}
+
+// newInstanceAt is newInstanceWith on the Redis at url, with its options.
+func newInstanceAt(t *testing.T, url string, cfg sse.Config, opts Options) *instance {
+	t.Helper()
 	log := &logBuffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(log, nil))
-	reg, err := New(t.Context(), redis.URL(), cfg, opts)
+	reg, err := New(t.Context(), url, cfg, opts)
 	require.NoError(t, err)
 	t.Cleanup(reg.Close)
 	return &instance{Registry: reg, srv: ssetest.NewServer(t, reg), log: log}

@@ -20,8 +20,10 @@ import (
 type ownedRun struct {
 	token  string
 	cancel context.CancelFunc
-	// handover is set when the instance shuts down: the run's claim is
-	// then handed over rather than let go.
+	// handover is set when the run is stopped for this instance's sake:
+	// it shuts down, or lost Redis (a failed append, a broken link). The
+	// run's claim is then handed over rather than let go, so that the run
+	// goes on from its last logged event, here or on another instance.
 	handover atomic.Bool
 	// finished is set once the final event is logged, which lets go of
 	// the claim.
@@ -35,6 +37,12 @@ type ownedRun struct {
 	// logged is set once the run has logged an event here, or was taken
 	// over: its log exists, with the client's expiry.
 	logged atomic.Bool
+}
+
+// handOff stops the run, to be handed over once it has ended.
+func (o *ownedRun) handOff() {
+	o.handover.Store(true)
+	o.cancel()
 }
 
 // Start claims the client's run for this instance and starts fn as the run;

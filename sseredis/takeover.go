@@ -13,8 +13,9 @@ import (
 // Runs that outlive their instance. A run's progress is its log: when the
 // instance that owns it goes away, another takes its claim and goes on from
 // the last event it logged (with Options.Resume). An instance that shuts
-// down lets go of its runs' claims and says so on handoverChannel, so that
-// the pause is about one tick; one that dies leaves its claims to expire,
+// down, or stops its runs because Redis failed them, lets go of their
+// claims and says so on handoverChannel, so that the pause is about one
+// tick once Redis answers; one that dies leaves its claims to expire,
 // after the lease, and keep finds them in runsIndex.
 
 // indexRun records, in runsIndex, that the run of client id under token is
@@ -32,10 +33,12 @@ func (r *Registry) unindex(id, token string) {
 	_ = r.rdb.ZRem(ctx, runsIndex, runMember(id, token)).Err()
 }
 
-// handOver lets go of the claim of a run that this instance stopped because
-// it is shutting down, and tells the other instances to take it over now.
-// With no Resume to go on with it, the run ends with a final gap event
-// instead, so that its streams hear of it.
+// handOver lets go of the claim of a run that this instance stopped for its
+// own sake (it shuts down, or lost Redis), and tells the instances to take
+// it over now: the first to look goes on with it, this one included if it
+// still serves. With no Resume to go on with it, the run ends with a final
+// gap event instead, so that its streams hear of it. If Redis does not
+// answer, the claim runs out with its lease, and the run is taken over then.
 func (r *Registry) handOver(id, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
@@ -52,7 +55,7 @@ func (r *Registry) handOver(id, token string) {
 		p.Publish(ctx, handoverChannel, id)
 		return nil
 	})
-	r.logger.Info("run handed over: another instance goes on with it", "id", id)
+	r.logger.Info("run handed over: the first instance to look goes on with it", "id", id)
 }
 
 // adopt takes over the runs whose owner went away: those whose claim, as
