@@ -47,7 +47,6 @@ type options struct {
 	tick      time.Duration
 	out       string
 	logLevel  string
-	pause     time.Duration
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,7 +60,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.tick, "tick", 50*time.Millisecond, "the servers' tick")
 	fs.StringVar(&o.out, "out", "", "append the JSON result to this `file`")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the instances' -log-level")
-	fs.DurationVar(&o.pause, "pause", 3*time.Second, "how long each pause of Redis lasts (past the Redis client's read timeout, 5 s, the appends waiting fail)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -152,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	})
-	f := &faults{pause: o.pause}
+	f := &faults{}
 	f.schedule(faultCtx, o, instances[1:], proxies, redis)
 	samples.Wait()
 	clients.Wait()
@@ -252,10 +250,15 @@ func takeSample(ctx context.Context, in *instance) sample {
 
 // faults switches faults on and off on a schedule until ctx is done.
 type faults struct {
-	pause                                          time.Duration // how long Redis is paused
 	mu                                             sync.Mutex
 	cuts, terms, kills, pauses, latency, bandwidth int
+	longPauses                                     int
 }
+
+// Redis is paused for pauseShort and pauseLong in turn: within the Redis
+// client's read timeout (5 s), the appends waiting wait it out; past it,
+// they fail, and their runs stop and are handed over.
+const pauseShort, pauseLong = 3 * time.Second, 6 * time.Second
 
 func (f *faults) add(n *int) {
 	f.mu.Lock()
@@ -267,12 +270,12 @@ func (f *faults) counts() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return map[string]int{"connections cut": f.cuts, "SIGTERM and restart": f.terms, "SIGKILL and restart": f.kills,
-		fmt.Sprintf("Redis paused %g s", f.pause.Seconds()): f.pauses, "latency 50 ms, 5 s": f.latency, "bandwidth 16 KB/s, 5 s": f.bandwidth}
+		"Redis paused 3 s": f.pauses, "Redis paused 6 s": f.longPauses, "latency 50 ms, 5 s": f.latency, "bandwidth 16 KB/s, 5 s": f.bandwidth}
 }
 
 // schedule runs the faults: a cut a second per hundred clients, a SIGTERM
-// every 30 s, a SIGKILL every 60 s, a pause of Redis (-pause) every 60 s,
-// and a toxic on a proxy every 20 s (each shorter in a shorter soak, so
+// every 30 s, a SIGKILL every 60 s, a pause of Redis every 60 s (3 s and
+// 6 s in turn), and a toxic on a proxy every 20 s (each shorter in a shorter soak, so
 // that each happens). The instances it stops are restart, which are never the
 // kept one. It returns once every fault has been undone.
 func (f *faults) schedule(ctx context.Context, o options, restart []*instance, proxies []*proxy, redis *redisServer) {
@@ -332,10 +335,14 @@ func (f *faults) schedule(ctx context.Context, o options, restart []*instance, p
 		}
 		if now >= next["pause"] {
 			next["pause"] += pauseEvery
-			f.add(&f.pauses)
+			n, pause := &f.pauses, pauseShort
+			if f.pauses > f.longPauses {
+				n, pause = &f.longPauses, pauseLong
+			}
+			f.add(n)
 			wg.Go(func() {
 				redis.pause()
-				time.Sleep(f.pause)
+				time.Sleep(pause)
 				redis.resume()
 			})
 		}
