@@ -18,12 +18,12 @@ type appendReq struct {
 }
 
 // publish logs an event of run of client id, and waits until it is logged.
-// A run that has lost its claim, or whose client is gone, is stopped; so is
-// one whose append failed. A run stopped logs nothing more, though its
-// steps go on until they hear of it and its claim may still be held (until
-// it ends, on shutdown): an event it logged after one it dropped (a step's
-// update, then its close) would leave that one missing with no gap to say
-// so, where its next owner goes on after its last logged event.
+// A run that has lost its claim, or whose client is gone, is stopped; one
+// whose append failed is stopped to be handed over. A stopped run logs
+// nothing more, though its steps go on until they hear of it and it may
+// still hold its claim (until it ends): its next owner goes on after its
+// last logged event, so an event logged after one dropped (a step's update,
+// then its close) would leave that one missing, with no gap to say so.
 func (r *Registry) publish(ctx context.Context, id string, run *ownedRun, name, data string, final bool) error {
 	if ctx.Err() != nil {
 		return nil // stopped (the select below would pick either case)
