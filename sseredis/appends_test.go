@@ -37,7 +37,7 @@ func TestWaitCountsAnAnswerThatCameAsTheRunStopped(t *testing.T) {
 // under way as the run stops, the demo's last with its update and its
 // close, could drop the update and log the close: the client's run ends
 // with the update missing and no gap to say so. (A select on the send and
-// the stop picks either when both are ready: half the sends went through.)
+// the stop picks either when both are ready: up to half went through.)
 func TestNothingLoggedOnceTheRunStopped(t *testing.T) {
 	redis := redistest.Start(t)
 	redis.Flush()
@@ -56,7 +56,7 @@ func TestNothingLoggedOnceTheRunStopped(t *testing.T) {
 	in.mu.Lock()
 	run := in.runs["a"]
 	in.mu.Unlock()
-	run.cancel() // as publish does when an append fails
+	run.cancel() // stopped; the claim is held until the run ends
 	<-sent
 	n, err := in.rdb.XLen(t.Context(), logKey("a")).Result()
 	require.NoError(t, err)
