@@ -28,7 +28,7 @@ type tally struct {
 	outOfOrder   int
 	gaps         map[string]int    // by reason
 	silentLosses int               // counts missing with no gap before them
-	lossWhat     map[string]string // the clients that lost one: what went missing
+	lossWhat     map[string]string // the clients that lost or repeated a count: which
 	longestStall time.Duration     // between two events of a run
 	reconnects   int
 	replays      int // events of a finished run shown again to a fresh stream

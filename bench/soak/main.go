@@ -270,14 +270,17 @@ func (f *faults) counts() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return map[string]int{"connections cut": f.cuts, "SIGTERM and restart": f.terms, "SIGKILL and restart": f.kills,
-		"Redis paused 3 s": f.pauses, "Redis paused 6 s": f.longPauses, "latency 50 ms, 5 s": f.latency, "bandwidth 16 KB/s, 5 s": f.bandwidth}
+		fmt.Sprintf("Redis paused %g s", pauseShort.Seconds()): f.pauses,
+		fmt.Sprintf("Redis paused %g s", pauseLong.Seconds()):  f.longPauses,
+		"latency 50 ms, 5 s": f.latency, "bandwidth 16 KB/s, 5 s": f.bandwidth}
 }
 
 // schedule runs the faults: a cut a second per hundred clients, a SIGTERM
 // every 30 s, a SIGKILL every 60 s, a pause of Redis every 60 s (3 s and
-// 6 s in turn), and a toxic on a proxy every 20 s (each shorter in a shorter soak, so
-// that each happens). The instances it stops are restart, which are never the
-// kept one. It returns once every fault has been undone.
+// 6 s in turn), and a toxic on a proxy every 20 s (each shorter in a
+// shorter soak, so that each happens). The instances it stops are
+// restart, which are never the kept one. It returns once every fault has
+// been undone.
 func (f *faults) schedule(ctx context.Context, o options, restart []*instance, proxies []*proxy, redis *redisServer) {
 	every := func(d time.Duration) time.Duration { return min(d, o.duration/3) }
 	termEvery, killEvery, pauseEvery, toxicEvery := every(30*time.Second), every(60*time.Second), every(60*time.Second), every(20*time.Second)
