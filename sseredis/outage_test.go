@@ -203,7 +203,7 @@ func TestFailedAppendHandsTheRunOver(t *testing.T) {
 	case rest := <-got:
 		wantEveryCount(t, append(events, rest...), updates)
 	case <-time.After(10 * time.Second):
-		t.Fatalf("no event for 10 s after the pause: the run has no owner\n%s", owner.log.String())
+		t.Fatalf("no close within 10 s of the pause: the run has no owner\n%s", owner.log.String())
 	}
 	// Once at least: a machine slower than the timeout fails more.
 	assert.GreaterOrEqual(t, logsOf(c, "run stopped: Redis failed"), 1)
