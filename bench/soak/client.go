@@ -28,7 +28,7 @@ type tally struct {
 	outOfOrder   int
 	gaps         map[string]int    // by reason
 	silentLosses int               // counts missing with no gap before them
-	lossWhat     map[string]string // the clients that lost or repeated a count: which
+	countsWrong  map[string]string // the clients that lost or repeated a count: which
 	longestStall time.Duration     // between two events of a run
 	reconnects   int
 	replays      int // events of a finished run shown again to a fresh stream
@@ -176,13 +176,13 @@ func (c *client) run(ctx context.Context) {
 			switch {
 			case again:
 				c.t.duplicates++
-				c.lostSome(fmt.Sprintf("update %d came again as event %s, first as event %s", d.Count, ev.ID, first))
+				c.countWrong(fmt.Sprintf("update %d came again as event %s, first as event %s", d.Count, ev.ID, first))
 			case d.Count < want:
 				c.t.outOfOrder++
 			default:
 				if d.Count > want && !gapSince {
 					c.t.silentLosses += (d.Count - want) / c.step
-					c.lostSome(fmt.Sprintf("update %d came after event %s, which %d should have followed", d.Count, prevID, want))
+					c.countWrong(fmt.Sprintf("update %d came after event %s, which %d should have followed", d.Count, prevID, want))
 				}
 				seen[d.Count] = ev.ID
 				c.t.updates++
@@ -192,7 +192,7 @@ func (c *client) run(ctx context.Context) {
 		case "close":
 			if want <= 100 && !gapSince {
 				c.t.silentLosses += (100-want)/c.step + 1
-				c.lostSome(fmt.Sprintf("close came after event %s, which update %d should have followed", prevID, want))
+				c.countWrong(fmt.Sprintf("close came after event %s, which update %d should have followed", prevID, want))
 			}
 			c.t.runsDone++
 			c.t.mu.Unlock()
@@ -205,10 +205,10 @@ func (c *client) run(ctx context.Context) {
 	}
 }
 
-// lostSome records what a silent loss or a duplicate was, and the client's
+// countWrong records what a silent loss or a duplicate was, and the client's
 // trail, for the report; c.t.mu is held.
-func (c *client) lostSome(what string) {
-	c.t.lossWhat[c.id] = what
+func (c *client) countWrong(what string) {
+	c.t.countsWrong[c.id] = what
 	c.t.trails[c.id] = c.trail
 }
 

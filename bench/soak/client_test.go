@@ -68,7 +68,7 @@ func scripted(t *testing.T, parts ...string) *httptest.Server {
 func tallyOf(t *testing.T, doneID int, parts ...string) *tally {
 	t.Helper()
 	srv := scripted(t, parts...)
-	tl := &tally{gaps: map[string]int{}, stuckWhy: map[string]int{}, trails: map[string][]string{}, lossWhat: map[string]string{}}
+	tl := &tally{gaps: map[string]int{}, stuckWhy: map[string]int{}, trails: map[string][]string{}, countsWrong: map[string]string{}}
 	c := &client{id: "soak-0", urls: []string{srv.URL}, http: srv.Client(), step: 5, retry: time.Millisecond, t: tl, doneID: doneID}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -89,7 +89,7 @@ func TestTallyFindsWhatIsWrong(t *testing.T) {
 	t.Run("a count missing", func(t *testing.T) {
 		tl := tallyOf(t, 0, counts(1, 0, 45)+counts(11, 55, 100)+closing(21))
 		assert.Equal(t, 1, tl.silentLosses)
-		assert.Equal(t, "update 55 came after event 10, which 50 should have followed", tl.lossWhat["soak-0"])
+		assert.Equal(t, "update 55 came after event 10, which 50 should have followed", tl.countsWrong["soak-0"])
 	})
 	t.Run("a count missing after a gap", func(t *testing.T) {
 		tl := tallyOf(t, 0, counts(1, 0, 45)+gap+counts(11, 55, 100)+closing(21))
@@ -99,7 +99,7 @@ func TestTallyFindsWhatIsWrong(t *testing.T) {
 	t.Run("a count again after a cut", func(t *testing.T) {
 		tl := tallyOf(t, 0, counts(1, 0, 25), counts(6, 25, 100)+closing(22))
 		assert.Equal(t, 1, tl.duplicates)
-		assert.Equal(t, "update 25 came again as event 6, first as event 6", tl.lossWhat["soak-0"])
+		assert.Equal(t, "update 25 came again as event 6, first as event 6", tl.countsWrong["soak-0"])
 		assert.Equal(t, 1, tl.reconnects)
 		assert.Zero(t, tl.silentLosses)
 	})

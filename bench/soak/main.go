@@ -115,7 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	transport := &http.Transport{MaxIdleConnsPerHost: 2 * o.clients, DisableCompression: true}
 	defer transport.CloseIdleConnections()
 	hc := &http.Client{Transport: transport}
-	t := &tally{gaps: map[string]int{}, stuckWhy: map[string]int{}, trails: map[string][]string{}, lossWhat: map[string]string{}}
+	t := &tally{gaps: map[string]int{}, stuckWhy: map[string]int{}, trails: map[string][]string{}, countsWrong: map[string]string{}}
 	faultCtx, endFaults := context.WithTimeout(ctx, o.duration)
 	defer endFaults()
 	drainCtx, endDrain := context.WithTimeout(ctx, o.duration+stuckAfter+15*time.Second)
@@ -179,20 +179,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	res.KeptIdleGoroutines = res.Each[0].Goroutines
 	res.Missed = res.targets()
+	trail := func(id string) { // the client's last requests
+		for _, line := range t.trails[id] {
+			status.Print("   ", line)
+		}
+	}
 	for who := range t.stuckWhy { // what Redis holds for a stuck client, to read
 		id, _, _ := strings.Cut(who, ":")
 		status.Printf("stuck %s: hash %s; claim %s (ttl %s ms); index %s", id,
 			redis.do(ctx, "HGETALL", "sse:{"+id+"}"), redis.do(ctx, "GET", "sse:{"+id+"}:run"),
 			redis.do(ctx, "PTTL", "sse:{"+id+"}:run"), redis.do(ctx, "ZSCAN", "sse:runs", "0", "MATCH", "* "+id, "COUNT", "100000"))
-		for _, line := range t.trails[id] {
-			status.Print("   ", line)
-		}
+		trail(id)
 	}
-	for id, what := range t.lossWhat { // a silent loss or a duplicate, and where the client's requests went
+	for id, what := range t.countsWrong { // a silent loss or a duplicate
 		status.Printf("%s: %s", id, what)
-		for _, line := range t.trails[id] {
-			status.Print("   ", line)
-		}
+		trail(id)
 	}
 	line, _ := json.Marshal(res) // plain fields: cannot fail
 	if _, err := io.WriteString(stdout, res.table()+string(line)+"\n"); err != nil {
