@@ -22,9 +22,20 @@ type watcher struct {
 	raw  syscall.RawConn
 
 	mu      sync.Mutex
-	streams map[int32]*Stream // by socket
+	streams map[int32]watched // by socket
+	tags    int32             // the last tag given; wraps around
 	running bool
 	goes    sync.WaitGroup
+}
+
+// watched is a socket in the set: its stream, and the tag that its
+// events carry beside its number. A closed socket's number is soon given
+// to the next connection, so an event read just before its stream was
+// removed would otherwise be taken for a hang-up of the stream that now
+// has that number.
+type watched struct {
+	s   *Stream
+	tag int32
 }
 
 // newWatcher returns a watcher, or nil if the system refuses one: streams
@@ -44,7 +55,7 @@ func newWatcher() *watcher {
 		_ = file.Close()
 		return nil
 	}
-	return &watcher{epfd: epfd, file: file, raw: raw, streams: map[int32]*Stream{}}
+	return &watcher{epfd: epfd, file: file, raw: raw, streams: map[int32]watched{}}
 }
 
 // add watches the socket of s; s.fd is its number.
@@ -52,13 +63,17 @@ func (w *watcher) add(s *Stream) {
 	if w == nil || s.fd < 0 {
 		return
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR, Fd: s.fd}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.tags++
+	tag := w.tags
+	// Fd and Pad are the two halves of the event's data, which the kernel
+	// hands back as it was given.
+	ev := syscall.EpollEvent{Events: syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR, Fd: s.fd, Pad: tag}
 	if syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_ADD, int(s.fd), &ev) != nil {
 		return // unwatched: a write tells
 	}
-	w.streams[s.fd] = s
+	w.streams[s.fd] = watched{s: s, tag: tag}
 	if !w.running {
 		w.running = true
 		_ = w.file.SetReadDeadline(time.Time{})
@@ -74,7 +89,7 @@ func (w *watcher) remove(s *Stream) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.streams[s.fd] == s {
+	if w.streams[s.fd].s == s {
 		delete(w.streams, s.fd)
 		_ = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_DEL, int(s.fd), nil)
 		if len(w.streams) == 0 {
@@ -95,21 +110,8 @@ func (w *watcher) wait() {
 			n, err = syscall.EpollWait(int(fd), events, 0)
 			return err == nil && n > 0 // else wait until the set is readable
 		})
-		w.mu.Lock()
-		for _, ev := range events[:n] {
-			if s := w.streams[ev.Fd]; s != nil {
-				delete(w.streams, ev.Fd)
-				_ = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_DEL, int(ev.Fd), nil)
-				gone = append(gone, s)
-			}
-		}
-		last := len(w.streams) == 0 // woken by remove, or its own doing
-		if last {
-			w.running = false
-		} else if err != nil {
-			_ = w.file.SetReadDeadline(time.Time{}) // a stream came meanwhile
-		}
-		w.mu.Unlock()
+		var last bool
+		gone, last = w.hungUp(events[:n], err, gone)
 		for i, s := range gone {
 			s.End(EndClientLeft)
 			gone[i] = nil
@@ -119,6 +121,29 @@ func (w *watcher) wait() {
 		}
 		gone = gone[:0]
 	}
+}
+
+// hungUp takes the streams of events out of the set and appends them to
+// gone; err is the wait's. It reports whether the set is empty, and the
+// goroutine done. An event whose tag is not its socket's stream's came
+// for a stream removed since, and is let go.
+func (w *watcher) hungUp(events []syscall.EpollEvent, err error, gone []*Stream) ([]*Stream, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ev := range events {
+		if e, ok := w.streams[ev.Fd]; ok && e.tag == ev.Pad {
+			delete(w.streams, ev.Fd)
+			_ = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_DEL, int(ev.Fd), nil)
+			gone = append(gone, e.s)
+		}
+	}
+	last := len(w.streams) == 0 // woken by remove, or its own doing
+	if last {
+		w.running = false
+	} else if err != nil {
+		_ = w.file.SetReadDeadline(time.Time{}) // a stream came meanwhile
+	}
+	return gone, last
 }
 
 // close releases the epoll set, once its goroutine has returned.
