@@ -33,7 +33,7 @@ func TestHangUpEndsTakenOverStream(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	for range 3 { // the socket numbers of the streams before, reused
+	for range 3 { // in turn: each usually gets the socket number of the last
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
 		if err != nil {
 			t.Fatal(err)
