@@ -162,3 +162,21 @@ func TestFindsWhatIsWrong(t *testing.T) {
 	assert.Equal(t, 3, res.OutOfOrder, "85 after 90")
 	assert.Equal(t, 3, res.Closes)
 }
+
+// TestGapsAfterThePosts: the p99 after the POSTs counts the gaps that began
+// after the last POST was answered, and no gap of the time runs were
+// still starting.
+func TestGapsAfterThePosts(t *testing.T) {
+	ms := func(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
+	o := options{clients: 2, step: 50, tick: time.Second} // 0, 50, 100
+	clients := []*client{
+		// Its first gap is 100 ms late, while the second run starts.
+		{status: http.StatusAccepted, answered: ms(1), arrived: []time.Duration{ms(2), ms(1102), ms(2102)}},
+		// The last POST: 2 and 1 ms late after it.
+		{status: http.StatusAccepted, answered: ms(500), arrived: []time.Duration{ms(501), ms(1503), ms(2504)}},
+	}
+	var r result
+	r.summarize(clients, o)
+	assert.InDelta(t, 100, r.GapDevMax, 0.001, "every gap counts in the whole run's")
+	assert.InDelta(t, 2, r.GapAfterPostsP99, 0.001, "the gaps after the last POST: 0, 2 and 1 ms late")
+}

@@ -59,6 +59,10 @@ type result struct {
 	Errors        int      `json:"errors"`
 	FirstErrors   []string `json:"first_errors,omitempty"`
 	Complete      bool     `json:"complete"`
+
+	// GapAfterPostsP99 is the p99 of the gaps that began after the last
+	// POST was answered, as CPUAfterPosts is of the CPU time.
+	GapAfterPostsP99 float64 `json:"gap_dev_after_posts_p99_ms"`
 }
 
 func newResult(o options) result {
@@ -96,7 +100,13 @@ func (r *result) serverUse(before, open, after memory, cpu, afterPosts time.Dura
 func (r *result) summarize(clients []*client, o options) {
 	perRun := 100/o.step + 1
 	r.Expected = o.clients * perRun
-	var connects, posts, firsts, devs []time.Duration
+	var connects, posts, firsts, devs, devsAfter []time.Duration
+	var lastPost time.Duration // when the last run's POST was answered
+	for _, c := range clients {
+		if c.status == http.StatusAccepted {
+			lastPost = max(lastPost, c.answered)
+		}
+	}
 	for _, c := range clients {
 		connects = append(connects, c.connect)
 		if c.status == http.StatusAccepted {
@@ -119,8 +129,11 @@ func (r *result) summarize(clients []*client, o options) {
 			}
 			r.Updates++
 			if i > 0 && c.arrived[i-1] != 0 && t > c.arrived[i-1] {
-				gap := t - c.arrived[i-1]
-				devs = append(devs, (gap - o.tick).Abs())
+				dev := (t - c.arrived[i-1] - o.tick).Abs()
+				devs = append(devs, dev)
+				if c.arrived[i-1] > lastPost {
+					devsAfter = append(devsAfter, dev)
+				}
 			}
 		}
 	}
@@ -131,6 +144,7 @@ func (r *result) summarize(clients []*client, o options) {
 	if len(devs) > 0 {
 		r.GapDevMax = ms(slices.Max(devs))
 	}
+	_, r.GapAfterPostsP99 = percentiles(devsAfter)
 	if events := r.Updates + r.Closes; events > 0 {
 		r.CPUPer1000 = r.CPU * 1000 / (float64(events) / 1000) // ms per 1,000 events
 	}
@@ -210,6 +224,7 @@ var rows = []struct {
 	{"gap - tick p50 / p99 / max", func(r result) string {
 		return fmt.Sprintf("%.3f / %.3f / %.3f ms", r.GapDevP50, r.GapDevP99, r.GapDevMax)
 	}},
+	{"gap - tick p99, after the POSTs", func(r result) string { return fmt.Sprintf("%.3f ms", r.GapAfterPostsP99) }},
 	{"errors", func(r result) string { return fmt.Sprintf("%d", r.Errors) }},
 	{"complete", func(r result) string {
 		if r.Complete {
