@@ -1,9 +1,15 @@
 package sse
 
 import (
+	"runtime"
 	"sync"
 	"time"
 )
+
+// yieldEvery is how many streams the loop writes between two yields of
+// the processor (runtime.Gosched): each write takes a few µs to tens of
+// µs, so others wait well under a millisecond.
+const yieldEvery = 16
 
 // Loop writes the streams that Handoff took over from net/http, so that an
 // idle stream costs no goroutine: one goroutine writes every stream that
@@ -146,6 +152,14 @@ func (l *Loop) run() {
 		}
 		l.mu.Unlock()
 		for i, s := range batch {
+			if i > 0 && i%yieldEvery == 0 {
+				// A long batch, such as a sweep's heartbeats, never
+				// blocks, so no other goroutine runs until the runtime
+				// preempts this one (after 10 ms): on one core, a run's
+				// step due meanwhile would wait for the whole batch.
+				// Yield now and then, and it waits for a few writes.
+				runtime.Gosched()
+			}
 			s.queued.Store(false)
 			buf = s.flush(buf)
 			batch[i] = nil
